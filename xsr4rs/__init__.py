@@ -1,0 +1,39 @@
+"""xsr4rs: super-resolution of remote sensing rasters as an xarray/Dask extension.
+
+``import xsr4rs`` registers the ``.sr`` accessor on DataArray and Dataset; TensorFlow is
+imported only when a model is run or written.
+"""
+
+from xsr4rs import accessor as _accessor  # noqa: F401  (registers the .sr accessor)
+from xsr4rs._version import __version__
+from xsr4rs.exceptions import (
+    GeoreferenceWarning,
+    HaloWarning,
+    InputError,
+    ModelError,
+    OutputError,
+    ParameterError,
+    XSRError,
+    XSRWarning,
+)
+from xsr4rs.model import ModelMetadata, SRModel, builtin_models, export_model, load_model
+from xsr4rs.upscale import check_input, upscale
+
+__all__ = [
+    "GeoreferenceWarning",
+    "HaloWarning",
+    "InputError",
+    "ModelError",
+    "ModelMetadata",
+    "OutputError",
+    "ParameterError",
+    "SRModel",
+    "XSRError",
+    "XSRWarning",
+    "__version__",
+    "builtin_models",
+    "check_input",
+    "export_model",
+    "load_model",
+    "upscale",
+]

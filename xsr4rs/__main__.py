@@ -1,0 +1,5 @@
+import sys
+
+from xsr4rs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""Late, quiet import of TensorFlow.
+
+TensorFlow is imported only by the functions that run or write models, never by
+``import xsr4rs``. Its C++ start-up messages (CUDA probing, oneDNN notices) are kept off
+the user's terminal; set ``TF_CPP_MIN_LOG_LEVEL`` yourself to see later TensorFlow logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from types import ModuleType
+
+_tf: ModuleType | None = None
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send the process's C-level stderr to /dev/null for the duration.
+
+    TensorFlow's native libraries log at load time, before ``TF_CPP_MIN_LOG_LEVEL`` is
+    read ("oneDNN custom operations are on", "Could not find cuda drivers"); only a
+    redirection of file descriptor 2 keeps that off the terminal.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tf() -> ModuleType:
+    """Import TensorFlow once, with its log noise silenced; return the module."""
+    global _tf
+    if _tf is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with warnings.catch_warnings(), _stderr_silenced():
+            warnings.simplefilter("ignore")
+            import tensorflow as tf
+        tf.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        threads = os.environ.get("XSR4RS_TF_THREADS")
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            except RuntimeError:  # TensorFlow was already initialised by the caller
+                pass
+        _tf = tf
+    return _tf

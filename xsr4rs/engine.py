@@ -1,0 +1,119 @@
+"""The halo engine: map a model over the blocks of a (band, y, x) dask array.
+
+Each chunk is extended by ``halo`` input pixels taken from its neighbours (dask
+``overlap``) or, at the image border, by mirror padding (``numpy.pad(mode="symmetric")``,
+which is dask's ``boundary="reflect"``). The model runs on tiles of the extended chunk and
+``scale * halo`` output pixels are cropped from each side of every tile, so the result
+equals the model applied once to the mirror-padded whole image whatever the chunking.
+No xarray here, and TensorFlow only behind the model handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dask.array as dsa
+import numpy as np
+
+from xsr4rs.exceptions import ModelError
+from xsr4rs.progress import COUNTER
+from xsr4rs.nodata import fill_invalid, invalid_mask, to_output_dtype
+from xsr4rs.tiling import output_chunks, split_axis
+
+Model = Callable[[np.ndarray], np.ndarray]
+
+
+def run_block(
+    block: np.ndarray,
+    *,
+    model: Model,
+    scale: int,
+    halo: int,
+    pad: tuple[bool, bool],
+    tile: int,
+    nodata: float | None,
+    fill: np.ndarray,
+    out_bands: int,
+    out_dtype: np.dtype,
+    out_nodata: float | None,
+) -> np.ndarray:
+    """Upscale one extended (band, y, x) block and return its cropped output block.
+
+    ``block`` carries ``halo`` pixels on each side, except along axes flagged in ``pad``
+    (an axis that is a single chunk), which are mirror-padded here.
+    """
+    if any(pad):
+        widths = ((0, 0), (halo if pad[0] else 0,) * 2, (halo if pad[1] else 0,) * 2)
+        block = np.pad(block, widths, mode="symmetric")
+    mask = invalid_mask(block, nodata)
+    values = fill_invalid(block, mask, fill)
+    core_h, core_w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
+    out = np.empty((out_bands, scale * core_h, scale * core_w), dtype=np.float32)
+    c = scale * halo
+    for y0, y1 in split_axis(core_h, tile):
+        for x0, x1 in split_axis(core_w, tile):
+            x = values[:, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
+            y = model(np.ascontiguousarray(x.transpose(1, 2, 0))[None])
+            expected = (1, scale * x.shape[1], scale * x.shape[2], out_bands)
+            if y.shape != expected:
+                raise ModelError(
+                    f"the model returned shape {tuple(y.shape)} for a tile of shape "
+                    f"{(1, *x.shape[1:], x.shape[0])}; expected {expected}"
+                )
+            out[:, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
+                0, c : y.shape[1] - c, c : y.shape[2] - c, :
+            ].transpose(2, 0, 1)
+    core_mask = mask[halo : halo + core_h, halo : halo + core_w]
+    up_mask = np.repeat(np.repeat(core_mask, scale, axis=0), scale, axis=1)
+    result = to_output_dtype(out, out_dtype, out_nodata, up_mask)
+    COUNTER.add(result.shape[1] * result.shape[2])
+    return result
+
+
+def map_model(
+    arr: dsa.Array,
+    model: Model,
+    *,
+    scale: int,
+    halo: int,
+    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    tile: int,
+    nodata: float | None,
+    fill: np.ndarray,
+    out_bands: int,
+    out_dtype: np.dtype,
+    out_nodata: float | None,
+) -> dsa.Array:
+    """Lazily upscale a (band, y, x) dask array; output chunks are ``chunks`` times ``scale``.
+
+    ``chunks`` must come from `xsr4rs.tiling.regular_chunks` or
+    `~xsr4rs.tiling.merge_small_chunks`: with more than one chunk along an axis, every
+    chunk must be at least ``halo`` pixels so that it can lend its neighbours a halo.
+    """
+    ychunks, xchunks = chunks
+    arr = arr.rechunk(((arr.shape[0],), ychunks, xchunks))
+    split = (len(ychunks) > 1 and halo > 0, len(xchunks) > 1 and halo > 0)
+    if any(split):
+        arr = dsa.overlap.overlap(
+            arr,
+            depth={0: 0, 1: halo if split[0] else 0, 2: halo if split[1] else 0},
+            boundary={0: "none", 1: "reflect", 2: "reflect"},
+        )
+    return dsa.map_blocks(
+        run_block,
+        arr,
+        dtype=out_dtype,
+        chunks=((out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
+        meta=np.empty((0, 0, 0), dtype=out_dtype),
+        token="xsr4rs-upscale",
+        model=model,
+        scale=scale,
+        halo=halo,
+        pad=(not split[0] and halo > 0, not split[1] and halo > 0),
+        tile=tile,
+        nodata=nodata,
+        fill=fill,
+        out_bands=out_bands,
+        out_dtype=np.dtype(out_dtype),
+        out_nodata=out_nodata,
+    )

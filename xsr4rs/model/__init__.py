@@ -1,0 +1,8 @@
+"""Models: the metadata contract, the lazy picklable handle, export and built-in baselines."""
+
+from xsr4rs.model.builtin import builtin_models
+from xsr4rs.model.contract import ModelMetadata, read_metadata
+from xsr4rs.model.export import export_model
+from xsr4rs.model.handle import SRModel, load_model
+
+__all__ = ["ModelMetadata", "SRModel", "builtin_models", "export_model", "load_model", "read_metadata"]

@@ -1,0 +1,142 @@
+"""The model contract: metadata stored inside an xsr4rs SavedModel.
+
+A model is a TensorFlow SavedModel whose serving signature maps one float32 tensor
+``[batch, H, W, bands]`` in the data's own units to one float32 tensor
+``[batch, scale*H, scale*W, out_bands]`` in the same units. xsr4rs models also carry
+``assets/xsr4rs.json`` described by `ModelMetadata`; any other SavedModel with such a
+signature works too, its scale and halo being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from xsr4rs.exceptions import ModelError
+
+FORMAT_VERSION = 1
+METADATA_PATH = os.path.join("assets", "xsr4rs.json")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What an xsr4rs model says about itself (``assets/xsr4rs.json``).
+
+    Parameters
+    ----------
+    scale
+        Integer upscaling factor.
+    halo
+        Input pixels each tile needs on every side (>= the receptive field radius).
+    input_bands
+        Names of the input bands in order; ``None`` means any band count (band-wise models).
+    output_bands
+        Names of the output bands; ``None`` means the same as the input.
+    units
+        Units of input and output values, e.g. ``"reflectance x 10000"``.
+    value_range
+        ``[low, high]`` range of typical valid input values, used to reject data in other units.
+    fill_values
+        Per-band values given to the model in place of no-data pixels.
+    tile
+        Largest tile core (input pixels) the model should be called on.
+    name, description, provenance
+        Free text and a dict saying where the model comes from.
+    """
+
+    scale: int
+    halo: int
+    input_bands: tuple[str, ...] | None = None
+    output_bands: tuple[str, ...] | None = None
+    units: str | None = None
+    value_range: tuple[float, float] | None = None
+    fill_values: tuple[float, ...] | None = None
+    tile: int | None = None
+    name: str | None = None
+    description: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> ModelError:
+            return ModelError(f"invalid model metadata: {msg}")
+
+        if not isinstance(self.scale, int) or self.scale < 1:
+            raise bad(f"scale must be a positive integer, got {self.scale!r}")
+        if not isinstance(self.halo, int) or self.halo < 0:
+            raise bad(f"halo must be an integer >= 0, got {self.halo!r}")
+        if self.format_version > FORMAT_VERSION:
+            raise bad(
+                f"format_version {self.format_version} is newer than this xsr4rs understands "
+                f"({FORMAT_VERSION}): upgrade xsr4rs"
+            )
+        for name in ("input_bands", "output_bands", "fill_values", "value_range"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if self.value_range is not None and (
+            len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]
+        ):
+            raise bad(f"value_range must be [low, high] with low < high, got {self.value_range}")
+        if self.fill_values is not None and self.input_bands is not None:
+            if len(self.fill_values) != len(self.input_bands):
+                raise bad(
+                    f"{len(self.fill_values)} fill_values for {len(self.input_bands)} input bands"
+                )
+        if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
+            raise bad(f"tile must be a positive integer, got {self.tile!r}")
+
+    @property
+    def n_input_bands(self) -> int | None:
+        return None if self.input_bands is None else len(self.input_bands)
+
+    @property
+    def n_output_bands(self) -> int | None:
+        bands = self.output_bands if self.output_bands is not None else self.input_bands
+        return None if bands is None else len(bands)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
+        known = {f.name for f in fields(cls)}
+        missing = {"scale", "halo"} - set(data)
+        if missing:
+            raise ModelError(f"invalid model metadata: missing key(s) {sorted(missing)}")
+        extra = {k: v for k, v in data.items() if k not in known}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if extra:
+            kwargs["provenance"] = {**kwargs.get("provenance", {}), "extra": extra}
+        return cls(**kwargs)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata | None:
+    """Metadata of the SavedModel at ``path``, or ``None`` for a plain SavedModel."""
+    file = Path(path) / METADATA_PATH
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read model metadata {file}: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"invalid model metadata {file}: expected a JSON object")
+    return ModelMetadata.from_dict(data)
+
+
+def write_metadata(path: str | os.PathLike[str], metadata: ModelMetadata) -> None:
+    """Write ``metadata`` into the SavedModel directory ``path``."""
+    file = Path(path) / METADATA_PATH
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def is_saved_model(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a directory holding a SavedModel protobuf."""
+    p = Path(path)
+    return p.is_dir() and ((p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file())

@@ -1,0 +1,102 @@
+"""Write a Keras model as an xsr4rs SavedModel: the serving signature plus its metadata."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from xsr4rs.exceptions import HaloWarning, ModelError, OutputError
+from xsr4rs.model.contract import ModelMetadata, write_metadata
+from xsr4rs.model.handle import SRModel, _runtime, _stamp, load_model
+
+
+def export_model(
+    keras_model: Any,
+    path: str | os.PathLike[str],
+    *,
+    scale: int,
+    bands: int | Sequence[str],
+    output_bands: Sequence[str] | None = None,
+    units: str | None = None,
+    value_range: tuple[float, float] | None = None,
+    halo: int | None = None,
+    fill_values: Sequence[float] | None = None,
+    tile: int | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> SRModel:
+    """Export ``keras_model`` as a SavedModel with xsr4rs metadata and return its handle.
+
+    The model must be fully convolutional, take float32 ``[batch, H, W, bands]`` in the
+    data's own units and return ``[batch, scale*H, scale*W, out_bands]`` in the same
+    units (put any scaling inside the model, e.g. ``keras.layers.Rescaling``).
+
+    The exported model is reloaded and probed: its scale must equal ``scale`` and its
+    halo is measured. Without ``halo`` the measured one is stored; a ``halo`` smaller than
+    the measurement warns (`HaloWarning`), since tiles would then show seams.
+    ``path`` is written atomically: a failure leaves nothing behind.
+    """
+    from xsr4rs._tf import import_tf
+    from xsr4rs.model.probe import measure_halo, probe_scale
+
+    tf = import_tf()
+    names = [f"band_{i + 1}" for i in range(bands)] if isinstance(bands, int) else list(bands)
+    if not names:
+        raise ModelError("bands must name at least one band")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists: pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        target = tmp / "model"
+        spec = tf.TensorSpec([None, None, None, len(names)], tf.float32, name="image")
+        try:
+            keras_model.export(
+                str(target), format="tf_saved_model", input_signature=[spec], verbose=False
+            )
+        except Exception as err:
+            raise ModelError(f"exporting the Keras model failed: {err}") from err
+        rt = _runtime(str(target), _stamp(str(target)))
+        probed_scale, n_out = probe_scale(rt, len(names))
+        if probed_scale != scale:
+            raise ModelError(f"the model upscales by {probed_scale}, not by scale={scale}")
+        if output_bands is not None and len(output_bands) != n_out:
+            raise ModelError(f"the model returns {n_out} bands, output_bands names {len(output_bands)}")
+        measured = measure_halo(rt, len(names), scale, value_range)
+        if halo is not None and halo < measured:
+            warnings.warn(
+                f"halo={halo} is smaller than the measured receptive field radius {measured}: "
+                "tiled output will differ from whole-image output",
+                HaloWarning,
+                stacklevel=2,
+            )
+        meta = ModelMetadata(
+            scale=scale,
+            halo=measured if halo is None else int(halo),
+            input_bands=tuple(names),
+            output_bands=tuple(output_bands) if output_bands is not None else (
+                None if n_out == len(names) else tuple(f"band_{i + 1}" for i in range(n_out))
+            ),
+            units=units,
+            value_range=tuple(value_range) if value_range is not None else None,
+            fill_values=tuple(float(v) for v in fill_values) if fill_values is not None else None,
+            tile=tile,
+            name=name or path.name,
+            description=description,
+            provenance={**(provenance or {}), "halo_measured": measured},
+        )
+        write_metadata(target, meta)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return load_model(path)

@@ -1,0 +1,91 @@
+"""Measure what a plain SavedModel does: its scale and its receptive-field radius (halo).
+
+Only numpy here: the model is any callable ``f(x[n, h, w, bands]) -> y[n, s*h, s*w, out]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from xsr4rs.exceptions import ModelError
+
+Call = Callable[[np.ndarray], np.ndarray]
+
+#: Shape of the tile used to find the scale: rectangular, divisible by 16.
+PROBE_SHAPE = (32, 48)
+
+
+def probe_scale(call: Call, bands: int) -> tuple[int, int]:
+    """Return ``(scale, output_bands)`` found by calling the model on one small tile."""
+    h, w = PROBE_SHAPE
+    x = np.random.default_rng(0).uniform(0, 1, (1, h, w, bands)).astype(np.float32)
+    y = call(x)
+    if y.ndim != 4 or y.shape[0] != 1:
+        raise ModelError(
+            f"the model maps a tile of shape {x.shape} to shape {y.shape}; "
+            "expected [batch, scale*H, scale*W, bands]"
+        )
+    sy, ry = divmod(y.shape[1], h)
+    sx, rx = divmod(y.shape[2], w)
+    if ry or rx or sy != sx or sy < 1:
+        raise ModelError(
+            f"the model maps a {h}x{w} tile to {y.shape[1]}x{y.shape[2]}: not one integer "
+            "scale for both axes"
+        )
+    return sy, int(y.shape[3])
+
+
+def influence_radius(diff: np.ndarray, scale: int, centre: int, tol: float) -> int:
+    """Largest distance, in input pixels, from ``centre`` to an output pixel with ``diff > tol``.
+
+    ``diff`` is a (scale*n, scale*n) map of output changes caused by changing input
+    pixel (centre, centre); output pixel ``j`` lies in input pixel ``j // scale``.
+    """
+    ys, xs = np.nonzero(diff > tol)
+    if ys.size == 0:
+        return 0
+    return int(max(np.abs(ys // scale - centre).max(), np.abs(xs // scale - centre).max()))
+
+
+def measure_halo(
+    call: Call,
+    bands: int,
+    scale: int,
+    value_range: tuple[float, float] | None = None,
+    *,
+    start: int = 32,
+    limit: int = 512,
+    samples: int = 4,
+    rtol: float = 1e-6,
+) -> int:
+    """Measure how far (input pixels) one input pixel influences the output.
+
+    Random tiles are called with and without a change of their centre pixel, and the
+    extent of changed output pixels is the radius. When the change reaches the tile's edge
+    the tile is doubled, up to ``limit``; a model whose influence still reaches the edge
+    (a global operation such as image-wide normalisation) cannot be tiled exactly.
+    """
+    lo, hi = value_range if value_range is not None else (0.0, 1.0)
+    rng = np.random.default_rng(1234)
+    size = start
+    while size <= limit:
+        c = size // 2
+        base = rng.uniform(lo, hi, (samples, size, size, bands)).astype(np.float32)
+        moved = base.copy()
+        moved[:, c, c, :] += np.float32(0.5 * (hi - lo))
+        out = np.concatenate([call(base[i : i + 1]) for i in range(samples)])
+        out2 = np.concatenate([call(moved[i : i + 1]) for i in range(samples)])
+        diff = np.abs(out2.astype(np.float64) - out).max(axis=(0, 3))
+        tol = rtol * max(float(np.abs(out).max()), 1e-30)
+        radius = influence_radius(diff, scale, c, tol)
+        if radius < c - 2:
+            return radius
+        size *= 2
+    raise ModelError(
+        f"changing one input pixel changes the output up to the edge of a {limit}x{limit} "
+        "tile: the model's receptive field is global or larger than the tile, so tiled "
+        "inference cannot equal whole-image inference. Pass halo= (--halo) explicitly if "
+        "you accept the difference."
+    )

@@ -1,0 +1,83 @@
+"""No-data masks, fills and the cast of model output to the output type (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xsr4rs.exceptions import ParameterError
+
+
+def is_nan(value: float | None) -> bool:
+    """True for a float NaN (a no-data value that never compares equal)."""
+    return value is not None and isinstance(value, float | np.floating) and np.isnan(value)
+
+
+def invalid_mask(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(y, x) mask of pixels that are no-data in any band of a (band, y, x) block.
+
+    NaN is always no-data in float data, whatever ``nodata`` says.
+    """
+    mask = np.zeros(block.shape[1:], dtype=bool)
+    if np.issubdtype(block.dtype, np.floating):
+        mask |= np.isnan(block).any(axis=0)
+    if nodata is not None and not is_nan(nodata):
+        mask |= (block == nodata).any(axis=0)
+    return mask
+
+
+def fill_invalid(block: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Float32 copy of ``block`` with masked pixels set to the per-band ``fill`` values.
+
+    The fill depends on the pixel alone, never on its neighbourhood, so valid output
+    cannot change with the chunking.
+    """
+    out = block.astype(np.float32, copy=True)
+    if mask.any():
+        out[:, mask] = np.asarray(fill, dtype=np.float32)[:, None]
+    return out
+
+
+def check_output_nodata(dtype: np.dtype, nodata: float | None) -> float | None:
+    """Validate that ``nodata`` can be stored in ``dtype``; return it as a Python scalar."""
+    if nodata is None:
+        return None
+    if np.issubdtype(dtype, np.integer):
+        if is_nan(nodata):
+            raise ParameterError(
+                f"no-data is NaN but the output type is {dtype}, which cannot store NaN: "
+                "pass dtype='float32' or a numeric nodata= value"
+            )
+        info = np.iinfo(dtype)
+        if not (info.min <= nodata <= info.max) or int(nodata) != nodata:
+            raise ParameterError(
+                f"no-data value {nodata} does not fit the output type {dtype} "
+                f"({info.min}..{info.max}): pass another nodata= or dtype="
+            )
+        return int(nodata)
+    return float(nodata)
+
+
+def to_output_dtype(
+    values: np.ndarray, dtype: np.dtype, nodata: float | None, mask: np.ndarray | None
+) -> np.ndarray:
+    """Cast float model output to ``dtype`` and write no-data where ``mask`` is set.
+
+    Integers are rounded and clipped to the type's range. A valid pixel that would equal
+    the no-data value is nudged by one step (one integer unit, or one float ulp) so that
+    valid pixels never become no-data.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        if nodata is not None:
+            step = 1 if nodata < info.max else -1
+            out[out == nodata] = nodata + step
+    else:
+        out = values.astype(dtype, copy=False)
+        if nodata is not None and not is_nan(nodata):
+            hit = out == nodata
+            out[hit] = np.nextafter(out[hit], np.inf if nodata < np.finfo(dtype).max else -np.inf)
+    if mask is not None and nodata is not None and mask.any():
+        out[:, mask] = nodata
+    return out

@@ -1,0 +1,62 @@
+"""Quicklook PNGs: a percentile-stretched RGB (or grey) picture of a raster, or a crop of it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from xsr4rs.exceptions import InputError
+
+
+def stretch(values: np.ndarray, nodata: float | None = None, percentiles=(2, 98)) -> np.ndarray:
+    """uint8 (band, y, x) from a (band, y, x) array, each band stretched between percentiles."""
+    values = values.astype(np.float64)
+    valid = np.isfinite(values).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(values == nodata).any(axis=0)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    if not valid.any():
+        return out
+    for i, band in enumerate(values):
+        lo, hi = np.percentile(band[valid], percentiles)
+        scaled = (band - lo) / max(hi - lo, 1e-12)
+        out[i] = np.where(valid, np.clip(scaled * 254 + 1, 1, 255), 0).astype(np.uint8)
+    return out
+
+
+def quicklook(
+    src: str | os.PathLike[str],
+    png: str | os.PathLike[str],
+    *,
+    bands: Sequence[int] = (1, 2, 3),
+    window: tuple[int, int, int, int] | None = None,
+    max_size: int = 1024,
+) -> None:
+    """Write a PNG of ``bands`` of raster ``src`` (whole, or ``window=(col, row, width, height)``).
+
+    The picture is at most ``max_size`` pixels on its longer side (read through overviews
+    when the file has them); no-data is black.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    with rasterio.open(src) as ds:
+        bands = [b for b in bands if b <= ds.count] or [1]
+        win = Window(*window) if window else Window(0, 0, ds.width, ds.height)
+        factor = max(win.width / max_size, win.height / max_size, 1)
+        shape = (len(bands), max(int(win.height / factor), 1), max(int(win.width / factor), 1))
+        data = ds.read(bands, window=win, out_shape=shape, resampling=Resampling.average)
+        nodata = ds.nodata
+    if data.size == 0:
+        raise InputError(f"the window {window} is empty in {src}")
+    rgb = stretch(data, nodata)
+    with rasterio.open(
+        png, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0], dtype="uint8"
+    ) as out:
+        out.write(rgb)
+    aux = f"{os.fspath(png)}.aux.xml"
+    if os.path.exists(aux):
+        os.remove(aux)

@@ -1,0 +1,102 @@
+"""Pure arithmetic of chunks, halos and tiles (no xarray, no TensorFlow).
+
+Vocabulary: ``halo`` is counted in input (low-resolution) pixels; a *chunk* is a dask
+block of the input; a *tile* is what one model call sees, a piece of a chunk's core
+plus ``halo`` pixels on each side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from xsr4rs.exceptions import ParameterError
+
+#: TensorFlow's CPU convolution becomes dozens of times slower once a single tensor reaches
+#: 2**31 elements; tiles are sized to stay below this with a margin.
+TF_TENSOR_LIMIT = 2**31
+
+
+def check_positive_int(name: str, value: int, *, minimum: int = 1) -> int:
+    """Return ``value`` as int or raise a `ParameterError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ParameterError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ParameterError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def regular_chunks(size: int, chunk: int, minimum: int) -> tuple[int, ...]:
+    """Split ``size`` pixels into chunks of ``chunk`` pixels, none smaller than ``minimum``.
+
+    A remainder smaller than ``minimum`` is merged into the chunk before it, so that every
+    chunk can lend ``minimum`` pixels of halo to its neighbours. An axis shorter than
+    ``minimum`` stays one chunk.
+
+    >>> regular_chunks(10, 4, 3)
+    (4, 6)
+    >>> regular_chunks(10, 4, 2)
+    (4, 4, 2)
+    """
+    size = check_positive_int("size", size)
+    chunk = max(check_positive_int("chunk", chunk), minimum)
+    chunks = [chunk] * (size // chunk)
+    if size % chunk:
+        chunks.append(size % chunk)
+    return merge_small_chunks(chunks, minimum)
+
+
+def merge_small_chunks(chunks: Sequence[int], minimum: int) -> tuple[int, ...]:
+    """Merge chunks smaller than ``minimum`` with a neighbour (the previous one if any).
+
+    >>> merge_small_chunks((2, 5, 1, 5, 2), 3)
+    (8, 7)
+    >>> merge_small_chunks((1, 1, 5), 3)
+    (7,)
+    """
+    out: list[int] = []
+    for c in chunks:
+        if c <= 0:
+            continue
+        if out and (c < minimum or out[-1] < minimum):
+            out[-1] += c
+        else:
+            out.append(c)
+    if len(out) > 1 and out[-1] < minimum:
+        out[-2] += out.pop()
+    return tuple(out)
+
+
+def split_axis(size: int, tile: int) -> list[tuple[int, int]]:
+    """Split ``[0, size)`` into consecutive ``(start, stop)`` pieces of at most ``tile``.
+
+    The pieces have equal length but for the last one, so that a model sees few shapes.
+
+    >>> split_axis(10, 4)
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    return [(start, min(start + tile, size)) for start in range(0, size, tile)]
+
+
+def output_chunks(chunks: Sequence[int], scale: int) -> tuple[int, ...]:
+    """Chunks of the output along one axis: the input chunks times ``scale``."""
+    return tuple(c * scale for c in chunks)
+
+
+def crop(halo: int, scale: int) -> int:
+    """Output pixels removed from each side of a tile's output: ``scale * halo``."""
+    return halo * scale
+
+
+def max_tile(halo: int, elements_per_pixel: float, *, limit: int = TF_TENSOR_LIMIT // 2) -> int:
+    """Largest square tile core (input pixels) whose largest tensor stays below ``limit``.
+
+    ``elements_per_pixel`` is the size of the model's largest intermediate tensor divided
+    by the number of input pixels of the tile (for a network whose widest layer has ``f``
+    features at ``s`` times the resolution, ``f * s**2``).
+
+    >>> max_tile(8, 1024)
+    1008
+    """
+    side = math.isqrt(int(limit // max(elements_per_pixel, 1)))
+    return max(side - 2 * halo, 1)

@@ -1,0 +1,316 @@
+"""``upscale``: validate a raster against a model, map the model lazily, set georeferencing."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from xsr4rs.engine import map_model
+from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError
+from xsr4rs.geo import pixel_centres, upscaled_transform
+from xsr4rs.model.handle import SRModel, load_model
+from xsr4rs.nodata import check_output_nodata, is_nan
+from xsr4rs.tiling import check_positive_int, merge_small_chunks, regular_chunks
+
+#: Default chunk (input pixels per side) when the input is not dask-backed: big enough to
+#: amortise the halo and task overhead, small enough that a x4 float32 output block of
+#: 4 bands (256 MiB) keeps memory per task bounded.
+DEFAULT_CHUNK = 1024
+#: Default tile (input pixels per side of one model call, before the halo). For a network
+#: with 64 features at x4 resolution the largest tensor of a 512 + 2 * 64 pixel tile has
+#: 4.2e8 elements, well below TensorFlow's 2**31 slow-down threshold.
+DEFAULT_TILE = 512
+
+ModelLike = str | os.PathLike[str] | SRModel
+_DROP_ATTRS = {"_FillValue", "missing_value", "GeoTransform", "transform", "res", "nodatavals"}
+
+
+def upscale(
+    da: xr.DataArray | xr.Dataset,
+    model: ModelLike,
+    *,
+    halo: int | None = None,
+    chunks: int | tuple[int, int] | None = None,
+    tile: int | None = None,
+    nodata: float | None = None,
+    dtype: Any = None,
+    fill: float | Sequence[float] | None = None,
+) -> xr.DataArray | xr.Dataset:
+    """Super-resolve a georeferenced raster with a model, lazily and seam-free.
+
+    Parameters
+    ----------
+    da
+        A (band, y, x) or (y, x) DataArray, numpy- or dask-backed, in any dimension order
+        (rioxarray finds the spatial dimensions). A Dataset upscales each of its raster
+        variables.
+    model
+        A SavedModel directory, a built-in model name (``"bicubic"``, ``"nearest-x2"``...)
+        or an `SRModel` from `xsr4rs.load_model`.
+    halo
+        Input pixels of overlap per side; default: the model's own (metadata or measured).
+    chunks
+        Input pixels per chunk side (int or ``(y, x)``); default: the dask chunks of ``da``,
+        or 1024 for numpy data. Chunks smaller than the halo are merged.
+    tile
+        Input pixels per side of one model call (chunks are split into tiles); default:
+        the model's ``tile`` or 512.
+    nodata
+        No-data value of the input; default: the raster's own (``da.rio.nodata``), NaN for
+        floats. No-data pixels (in any band) are replaced by the model's fill values before
+        inference, and their output pixels are set to no-data.
+    dtype
+        Output type; default: the input's (integers are rounded and clipped).
+    fill
+        Value(s) given to the model in place of no-data; default: the model's
+        ``fill_values``, else 0.
+
+    Returns
+    -------
+    A lazy DataArray with ``scale`` times more pixels in y and x, dims in the input's
+    order, the input's CRS and attributes, and the transform ``transform * Affine.scale(1/scale)``.
+    """
+    if isinstance(da, xr.Dataset):
+        return _upscale_dataset(
+            da, model, halo=halo, chunks=chunks, tile=tile, nodata=nodata, dtype=dtype, fill=fill
+        )
+    if not isinstance(da, xr.DataArray):
+        raise InputError(f"upscale needs an xarray DataArray or Dataset, got {type(da).__name__}")
+    y_dim, x_dim, band_dim = _dims(da)
+    work = da if band_dim is not None else da.expand_dims("__band__")
+    band_dim = band_dim or "__band__"
+    work = work.transpose(band_dim, y_dim, x_dim)
+    n_bands, height, width = work.shape
+    handle = load_model(model, halo=halo, bands=n_bands)
+    meta = handle.metadata
+    check_bands(n_bands, handle, band_dim)
+    scale, h = handle.scale, handle.halo
+
+    in_dtype = np.dtype(work.dtype)
+    if not (np.issubdtype(in_dtype, np.integer) or np.issubdtype(in_dtype, np.floating)):
+        raise InputError(f"cannot upscale data of type {in_dtype}: give integers or floats")
+    out_dtype = np.dtype(dtype) if dtype is not None else in_dtype
+    if not (np.issubdtype(out_dtype, np.integer) or np.issubdtype(out_dtype, np.floating)):
+        raise ParameterError(f"dtype must be an integer or float type, got {out_dtype}")
+    in_nodata = _input_nodata(da, nodata, in_dtype)
+    out_nodata = in_nodata
+    if out_nodata is None and np.issubdtype(in_dtype, np.floating) and np.issubdtype(out_dtype, np.floating):
+        out_nodata = float("nan")
+    out_nodata = check_output_nodata(out_dtype, out_nodata)
+    fill_values = _fill(fill, meta.fill_values, n_bands)
+
+    ychunks, xchunks = _chunk_plan(work, chunks, h)
+    tile = check_positive_int("tile", tile if tile is not None else (meta.tile or DEFAULT_TILE))
+    data = work.data
+    if not isinstance(data, dsa.Array):
+        data = dsa.from_array(np.asarray(data), chunks=(n_bands, ychunks, xchunks))
+    out_bands = meta.n_output_bands or n_bands
+    out = map_model(
+        data,
+        handle,
+        scale=scale,
+        halo=h,
+        chunks=(ychunks, xchunks),
+        tile=tile,
+        nodata=in_nodata,
+        fill=fill_values,
+        out_bands=out_bands,
+        out_dtype=out_dtype,
+        out_nodata=out_nodata,
+    )
+    result = _wrap(da, work, out, handle, band_dim, y_dim, x_dim, out_nodata)
+    if band_dim == "__band__":
+        result = result.squeeze("__band__", drop=True)
+    order = [d for d in da.dims]
+    return result.transpose(*order)
+
+
+def check_bands(n_bands: int, model: SRModel, band_dim: str = "band") -> None:
+    """Raise `InputError` when the model's metadata fixes another band count."""
+    expected = model.metadata.n_input_bands
+    if expected is not None and expected != n_bands:
+        names = ", ".join(model.metadata.input_bands or ())
+        raise InputError(
+            f"model {model.name!r} expects {expected} bands ({names}) but the input has "
+            f"{n_bands}: select the bands in this order (CLI: --bands or one file per band; "
+            f"Python: da.isel({band_dim}=[...]))"
+        )
+
+
+def check_input(
+    da: xr.DataArray, model: ModelLike, *, nodata: float | None = None, sample: int = 512
+) -> None:
+    """Check band count and value range of ``da`` against ``model``'s metadata.
+
+    Reads a strided sample of about ``sample x sample`` pixels (this computes), and raises
+    `InputError` when the values are far outside the range the model was trained on, for
+    example reflectance in 0..1 given to a model of reflectance x 10000.
+    """
+    y_dim, x_dim, band_dim = _dims(da)
+    n_bands = da.sizes[band_dim] if band_dim else 1
+    handle = load_model(model, bands=n_bands)
+    check_bands(n_bands, handle, band_dim or "band")
+    rng = handle.metadata.value_range
+    if rng is None:
+        return
+    step_y = max(da.sizes[y_dim] // sample, 1)
+    step_x = max(da.sizes[x_dim] // sample, 1)
+    values = np.asarray(da.isel({y_dim: slice(None, None, step_y), x_dim: slice(None, None, step_x)}))
+    values = values.astype(np.float64)
+    nd = _input_nodata(da, nodata, np.dtype(da.dtype))
+    valid = np.isfinite(values)
+    if nd is not None and not is_nan(nd):
+        valid &= values != nd
+    if not valid.any():
+        return
+    v = values[valid]
+    lo, hi = rng
+    p99, p50 = np.percentile(v, 99), np.percentile(v, 50)
+    span = hi - lo
+    units = f" ({handle.metadata.units})" if handle.metadata.units else ""
+    if p99 < lo + span / 100:
+        raise InputError(
+            f"input values look too small for model {handle.name!r}: 99% of sampled valid "
+            f"pixels are below {p99:.4g} but the model expects values in {lo:g}..{hi:g}{units}. "
+            "Rescale the data (e.g. multiply 0..1 reflectance by 10000) or pass the right bands"
+        )
+    if p50 > hi + 10 * span or p50 < lo - 10 * span:
+        raise InputError(
+            f"input values look out of range for model {handle.name!r}: the median of sampled "
+            f"valid pixels is {p50:.4g} but the model expects values in {lo:g}..{hi:g}{units}"
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _dims(da: xr.DataArray) -> tuple[str, str, str | None]:
+    from rioxarray.exceptions import MissingSpatialDimensionError
+
+    try:
+        y_dim, x_dim = da.rio.y_dim, da.rio.x_dim
+    except MissingSpatialDimensionError:
+        raise InputError(
+            f"cannot find the spatial dimensions among {tuple(da.dims)}: name them y/x "
+            "(or lat/lon), or call da.rio.set_spatial_dims(x_dim=..., y_dim=...)"
+        ) from None
+    others = [d for d in da.dims if d not in (y_dim, x_dim)]
+    if len(others) > 1:
+        raise InputError(
+            f"upscale takes a (band, y, x) or (y, x) raster; this one has dims {tuple(da.dims)}: "
+            f"select one value of {others[:-1]} or stack them into a single band dimension"
+        )
+    return str(y_dim), str(x_dim), (str(others[0]) if others else None)
+
+
+def _input_nodata(da: xr.DataArray, nodata: float | None, dtype: np.dtype) -> float | None:
+    if nodata is not None:
+        return float(nodata)
+    for value in (da.rio.nodata, da.rio.encoded_nodata):
+        if value is not None and not (is_nan(value) and not np.issubdtype(dtype, np.floating)):
+            if is_nan(value):
+                continue
+            return value.item() if hasattr(value, "item") else value
+    return float("nan") if np.issubdtype(dtype, np.floating) else None
+
+
+def _fill(fill: float | Sequence[float] | None, meta_fill: Sequence[float] | None, n: int) -> np.ndarray:
+    if fill is None:
+        fill = meta_fill if meta_fill is not None else 0.0
+    values = np.broadcast_to(np.asarray(fill, dtype=np.float32), (n,)) if np.ndim(fill) == 0 else (
+        np.asarray(fill, dtype=np.float32)
+    )
+    if values.shape != (n,) or not np.isfinite(values).all():
+        raise ParameterError(f"fill must be one finite value or {n} (one per band), got {fill!r}")
+    return values.copy()
+
+
+def _chunk_plan(
+    work: xr.DataArray, chunks: int | tuple[int, int] | None, halo: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    _, height, width = work.shape
+    if chunks is None and work.chunks is not None:
+        return (
+            merge_small_chunks(work.chunks[1], halo),
+            merge_small_chunks(work.chunks[2], halo),
+        )
+    if chunks is None:
+        cy = cx = DEFAULT_CHUNK
+    elif isinstance(chunks, int | np.integer):
+        cy = cx = check_positive_int("chunks", int(chunks))
+    else:
+        try:
+            cy, cx = (check_positive_int("chunks", int(c)) for c in chunks)
+        except (TypeError, ValueError):
+            raise ParameterError(f"chunks must be an int or (y, x), got {chunks!r}") from None
+    return regular_chunks(height, cy, halo), regular_chunks(width, cx, halo)
+
+
+def _wrap(
+    da: xr.DataArray,
+    work: xr.DataArray,
+    out: dsa.Array,
+    model: SRModel,
+    band_dim: str,
+    y_dim: str,
+    x_dim: str,
+    out_nodata: float | None,
+) -> xr.DataArray:
+    scale = model.scale
+    meta = model.metadata
+    n_out, height, width = out.shape
+    transform = upscaled_transform(da.rio.transform(), scale)
+    x, y = pixel_centres(transform, height, width)
+    coords: dict[str, Any] = {y_dim: y, x_dim: x}
+    attrs = {k: v for k, v in da.attrs.items() if k not in _DROP_ATTRS}
+    if meta.output_bands is None and n_out == work.sizes[band_dim]:
+        if band_dim in work.coords:
+            coords[band_dim] = work[band_dim].values
+    else:
+        coords[band_dim] = np.arange(1, n_out + 1)
+        if meta.output_bands is not None:
+            attrs["long_name"] = tuple(meta.output_bands)
+        else:
+            attrs.pop("long_name", None)
+    # scalar coordinates (time, spatial_ref...) travel along; others depended on the old grid
+    for name, coord in work.coords.items():
+        if coord.ndim == 0 and name not in coords and name != "spatial_ref":
+            coords[name] = coord
+    result = xr.DataArray(out, dims=(band_dim, y_dim, x_dim), coords=coords, attrs=attrs, name=da.name)
+    crs = da.rio.crs
+    if crs is not None:
+        result = result.rio.write_crs(crs)
+    else:
+        warnings.warn(
+            "the input has no CRS: the output is a pixel grid without CRS "
+            f"(transform {tuple(transform)[:6]})",
+            GeoreferenceWarning,
+            stacklevel=3,
+        )
+    result = result.rio.write_transform(transform)
+    if out_nodata is not None:
+        result = result.rio.write_nodata(out_nodata, encoded=False)
+    result.attrs["xsr4rs_model"] = model.name
+    result.attrs["xsr4rs_scale"] = scale
+    return result
+
+
+def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Dataset:
+    handle = load_model(model, halo=kwargs.pop("halo"))
+    out = {}
+    for name, var in ds.data_vars.items():
+        try:
+            y_dim, x_dim = var.rio.y_dim, var.rio.x_dim
+        except Exception:
+            continue
+        if y_dim in var.dims and x_dim in var.dims:
+            out[name] = upscale(var, handle, **kwargs)
+    if not out:
+        raise InputError(f"the Dataset has no raster variable with y/x dims among {list(ds.data_vars)}")
+    return xr.Dataset(out, attrs=ds.attrs)
