@@ -19,7 +19,8 @@ def upscaled_transform(transform: Affine, scale: int) -> Affine:
     Affine(2.5, 0.0, 435730.0,
            0.0, -2.5, 4179460.0)
     """
-    return transform * Affine.scale(1 / scale)
+    t = transform
+    return Affine(t.a / scale, t.b / scale, t.c, t.d / scale, t.e / scale, t.f)
 
 
 def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +36,14 @@ def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarra
     return x, y
 
 
+def apply(transform: Affine, col: float, row: float) -> tuple[float, float]:
+    """Map a (col, row) pixel position to (x, y) with ``transform``."""
+    t = transform
+    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+
+
 def bounds(transform: Affine, height: int, width: int) -> tuple[float, float, float, float]:
     """(left, bottom, right, top) of a north-up grid, as rasterio reports them."""
-    x0, y0 = transform * (0, 0)
-    x1, y1 = transform * (width, height)
+    x0, y0 = apply(transform, 0, 0)
+    x1, y1 = apply(transform, width, height)
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)

@@ -9,6 +9,7 @@ from typing import Any
 
 import dask.array as dsa
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor used below)
 import xarray as xr
 
 from xsr4rs.engine import map_model

@@ -49,6 +49,11 @@ def influence_radius(diff: np.ndarray, scale: int, centre: int, tol: float) -> i
     return int(max(np.abs(ys // scale - centre).max(), np.abs(xs // scale - centre).max()))
 
 
+#: Value ranges tried when a model does not say which values it expects: a ReLU network
+#: probed far from its working range can look blind to its neighbours.
+PROBE_RANGES = ((0.0, 1.0), (0.0, 255.0), (0.0, 10000.0), (-1.0, 1.0))
+
+
 def measure_halo(
     call: Call,
     bands: int,
@@ -57,29 +62,35 @@ def measure_halo(
     *,
     start: int = 32,
     limit: int = 512,
-    samples: int = 4,
+    samples: int = 3,
     rtol: float = 1e-6,
 ) -> int:
     """Measure how far (input pixels) one input pixel influences the output.
 
     Random tiles are called with and without a change of their centre pixel, and the
-    extent of changed output pixels is the radius. When the change reaches the tile's edge
-    the tile is doubled, up to ``limit``; a model whose influence still reaches the edge
-    (a global operation such as image-wide normalisation) cannot be tiled exactly.
+    extent of changed output pixels is the radius; the largest over ``samples`` tiles per
+    value range is kept (``value_range``, or each of `PROBE_RANGES` when unknown). When the
+    change reaches the tile's edge the tile is doubled, up to ``limit``; a model whose
+    influence still reaches the edge (a global operation such as image-wide normalisation)
+    cannot be tiled exactly and raises `ModelError`.
     """
-    lo, hi = value_range if value_range is not None else (0.0, 1.0)
+    ranges = (tuple(value_range),) if value_range is not None else PROBE_RANGES
     rng = np.random.default_rng(1234)
     size = start
     while size <= limit:
         c = size // 2
-        base = rng.uniform(lo, hi, (samples, size, size, bands)).astype(np.float32)
-        moved = base.copy()
-        moved[:, c, c, :] += np.float32(0.5 * (hi - lo))
-        out = np.concatenate([call(base[i : i + 1]) for i in range(samples)])
-        out2 = np.concatenate([call(moved[i : i + 1]) for i in range(samples)])
-        diff = np.abs(out2.astype(np.float64) - out).max(axis=(0, 3))
-        tol = rtol * max(float(np.abs(out).max()), 1e-30)
-        radius = influence_radius(diff, scale, c, tol)
+        radius = 0
+        for lo, hi in ranges:
+            base = rng.uniform(lo, hi, (samples, size, size, bands)).astype(np.float32)
+            moved = base.copy()
+            moved[:, c, c, :] += np.float32(0.5 * (hi - lo))
+            out = np.concatenate([call(base[i : i + 1]) for i in range(samples)])
+            out2 = np.concatenate([call(moved[i : i + 1]) for i in range(samples)])
+            diff = np.abs(out2.astype(np.float64) - out).max(axis=(0, 3))
+            diff[~np.isfinite(diff)] = 0.0
+            finite = np.abs(out[np.isfinite(out)])
+            tol = rtol * max(float(finite.max()) if finite.size else 0.0, 1e-30)
+            radius = max(radius, influence_radius(diff, scale, c, tol))
         if radius < c - 2:
             return radius
         size *= 2

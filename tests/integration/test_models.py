@@ -1,0 +1,180 @@
+"""The model contract: export round trip, plain SavedModels, built-ins, the picklable handle."""
+
+import json
+import pickle
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+
+import xsr4rs
+from xsr4rs.model.contract import METADATA_PATH, ModelMetadata, read_metadata
+from xsr4rs.model.handle import loaded_models
+from xsr4rs.testing import assert_tiling_invariant, whole_image_reference
+
+from conftest import raise_if_dask_computes
+
+
+def _raster(h=37, w=29, bands=3, seed=0):
+    values = np.random.default_rng(seed).uniform(0, 1000, (bands, h, w)).astype("float32")
+    return xr.DataArray(values, dims=("band", "y", "x")).rio.write_crs("EPSG:32633")
+
+
+def test_export_round_trip(test_model, tmp_path):
+    """Reload with bare TensorFlow, compare with the Keras model, other tile size and batch."""
+    import keras
+    import tensorflow as tf
+
+    meta = read_metadata(test_model.path)
+    assert meta.scale == 2 and meta.halo == 2 and meta.input_bands == ("band_1", "band_2", "band_3")
+    assert meta.value_range == (0, 1000)
+    loaded = tf.saved_model.load(test_model.path)
+    fn = loaded.signatures["serving_default"]
+    x = np.random.default_rng(1).uniform(0, 1000, (3, 21, 34, 3)).astype("float32")
+    (y,) = fn(**{next(iter(fn.structured_input_signature[1])): tf.constant(x)}).values()
+    assert y.shape == (3, 42, 68, 3)
+    np.testing.assert_allclose(test_model(x), y.numpy(), rtol=1e-6)
+    # the exported graph computes what the Keras model computes
+    km = keras.layers.TFSMLayer(test_model.path, call_endpoint="serve")
+    np.testing.assert_allclose(np.asarray(km(x)), y.numpy(), rtol=1e-5, atol=1e-3)
+
+
+def test_export_measures_halo_and_checks_scale(tmp_path):
+    import keras
+
+    inp = keras.Input((None, None, 2))
+    x = keras.layers.Conv2D(2, 5, padding="same")(inp)  # radius 2
+    x = keras.layers.Conv2D(2, 3, padding="same")(x)  # + 1
+    x = keras.layers.UpSampling2D(3)(x)
+    model = keras.Model(inp, x)
+    handle = xsr4rs.export_model(model, tmp_path / "m", scale=3, bands=["a", "b"], units="DN")
+    assert handle.halo == 3 and handle.scale == 3
+    with pytest.raises(xsr4rs.ModelError, match="upscales by 3, not by scale=2"):
+        xsr4rs.export_model(model, tmp_path / "bad", scale=2, bands=2)
+    assert not (tmp_path / "bad").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary left behind
+    with pytest.warns(xsr4rs.HaloWarning):
+        xsr4rs.export_model(model, tmp_path / "small", scale=3, bands=2, halo=1)
+    with pytest.raises(xsr4rs.OutputError, match="exists"):
+        xsr4rs.export_model(model, tmp_path / "m", scale=3, bands=2)
+
+
+def test_plain_saved_model_works_with_measured_halo(plain_model_path):
+    model = xsr4rs.load_model(plain_model_path)
+    assert model.scale == 2 and model.halo == 2
+    assert model.metadata.provenance["halo_measured"] is True
+    assert not (read_metadata(plain_model_path))  # nothing was written into the user's model
+    da = _raster()
+    assert_tiling_invariant(da, plain_model_path, chunks=7)
+
+
+def test_builtin_bicubic_matches_gdal_cubic_interior():
+    """The bicubic baseline is GDAL's cubic (Keys, a=-0.5) away from the border."""
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+    from affine import Affine
+
+    src = np.random.default_rng(5).uniform(0, 1000, (40, 40)).astype("float32")
+    dst = np.zeros((160, 160), "float32")
+    reproject(src, dst, src_transform=Affine(4, 0, 500000, 0, -4, 4000000), src_crs="EPSG:32633",
+              dst_transform=Affine(1, 0, 500000, 0, -1, 4000000), dst_crs="EPSG:32633",
+              resampling=Resampling.cubic)
+    ours = whole_image_reference(src[None], "bicubic")[0]
+    np.testing.assert_allclose(ours[12:-12, 12:-12], dst[12:-12, 12:-12], rtol=1e-4, atol=1e-2)
+    assert rasterio  # imported for its GDAL
+
+
+@pytest.mark.parametrize("name,scale,halo", [("nearest", 4, 0), ("bicubic", 4, 2), ("bicubic-x2", 2, 2), ("nearest-x2", 2, 0)])
+def test_builtins(name, scale, halo):
+    m = xsr4rs.load_model(name)
+    assert (m.scale, m.halo) == (scale, halo)
+    assert m.metadata.input_bands is None  # any band count
+    for bands in (1, 5):
+        assert m(np.ones((1, 6, 7, bands), "float32")).shape == (1, 6 * scale, 7 * scale, bands)
+
+
+def test_handle_pickles_small_and_tokenizes_by_path(test_model):
+    blob = pickle.dumps(test_model)
+    assert len(blob) < 2000
+    again = pickle.loads(blob)
+    assert again == test_model
+    assert dask.base.tokenize(again) == dask.base.tokenize(test_model)
+    assert dask.base.tokenize(test_model.with_halo(5)) != dask.base.tokenize(test_model)
+
+
+def test_graph_does_not_embed_the_model(test_model):
+    """The graph carries the handle (path + metadata), never weights: its pickle is small."""
+    out = xsr4rs.upscale(_raster(200, 200), test_model, chunks=50)
+    graph = dict(out.data.__dask_graph__())
+    tasks = [v for k, v in graph.items() if "xsr4rs-upscale" in str(k)]
+    assert len(tasks) == 16
+    assert max(len(pickle.dumps(t)) for t in tasks) < 10_000
+
+
+def test_model_loaded_once_per_process(test_model):
+    xsr4rs.upscale(_raster(), test_model, chunks=8).compute()
+    assert loaded_models().count(test_model.path) == 1
+
+
+def test_upscale_is_lazy(test_model):
+    da = _raster().chunk({"y": 10, "x": 10})
+    with raise_if_dask_computes():
+        out = da.sr.upscale(test_model)
+        out = xsr4rs.upscale(da, "bicubic-x2", nodata=0)
+    assert out.chunks is not None
+
+
+def test_laziness_guard_can_fail():
+    with pytest.raises(Exception, match="lazy"):
+        with raise_if_dask_computes():
+            _raster().chunk({"y": 10}).sum().compute()
+
+
+def test_numpy_and_dask_inputs_agree(test_model):
+    da = _raster()
+    a = xsr4rs.upscale(da, test_model, chunks=9).values
+    b = xsr4rs.upscale(da.chunk({"x": 5, "y": 13}), test_model).values
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-3)
+
+
+def test_model_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(xsr4rs.ModelError, match="not a TensorFlow SavedModel"):
+        xsr4rs.load_model(tmp_path / "empty")
+    with pytest.raises(xsr4rs.ModelError, match="not found.*built-in"):
+        xsr4rs.load_model("no-such-model")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(xsr4rs.ModelError, match="cannot load the SavedModel"):
+        xsr4rs.load_model(tmp_path / "broken")
+
+
+def test_bad_metadata_is_reported(test_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(test_model.path, copy)
+    (copy / METADATA_PATH).write_text(json.dumps({"scale": 0, "halo": 1}))
+    with pytest.raises(xsr4rs.ModelError, match="scale must be a positive integer"):
+        xsr4rs.load_model(copy)
+    (copy / METADATA_PATH).write_text(json.dumps({"scale": 2, "halo": 1, "format_version": 99}))
+    with pytest.raises(xsr4rs.ModelError, match="upgrade xsr4rs"):
+        xsr4rs.load_model(copy)
+
+
+def test_metadata_round_trip():
+    meta = ModelMetadata(scale=4, halo=12, input_bands=("B04", "B03"), value_range=(0, 10000),
+                         fill_values=(0, 0), provenance={"data": "x"})
+    assert ModelMetadata.from_dict(json.loads(json.dumps(meta.to_dict()))) == meta
+
+
+def test_band_count_mismatch(test_model):
+    with pytest.raises(xsr4rs.InputError, match="expects 3 bands .* has 4"):
+        xsr4rs.upscale(_raster(bands=4), test_model)
+
+
+def test_value_range_check(test_model):
+    with pytest.raises(xsr4rs.InputError, match="too small.*0..1000"):
+        xsr4rs.check_input(_raster() / 1000, test_model)
+    xsr4rs.check_input(_raster(), test_model)  # in range: no error

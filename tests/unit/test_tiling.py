@@ -1,0 +1,65 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xsr4rs.exceptions import ParameterError
+from xsr4rs.tiling import (
+    check_positive_int,
+    crop,
+    max_tile,
+    merge_small_chunks,
+    output_chunks,
+    regular_chunks,
+    split_axis,
+)
+
+
+@given(st.integers(1, 5000), st.integers(1, 700), st.integers(0, 64))
+def test_regular_chunks_cover_axis_and_lend_halo(size, chunk, halo):
+    chunks = regular_chunks(size, chunk, halo)
+    assert sum(chunks) == size
+    if len(chunks) > 1:
+        assert min(chunks) >= halo
+        assert max(chunks) <= max(chunk, halo) + max(halo - 1, 0)  # merged remainder < halo
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=30), st.integers(0, 40))
+def test_merge_small_chunks(chunks, minimum):
+    merged = merge_small_chunks(chunks, minimum)
+    assert sum(merged) == sum(chunks)
+    if len(merged) > 1:
+        assert min(merged) >= minimum
+
+
+def test_regular_chunks_examples():
+    assert regular_chunks(10, 4, 3) == (4, 6)
+    assert regular_chunks(10, 4, 2) == (4, 4, 2)
+    assert regular_chunks(5, 100, 2) == (5,)
+    assert regular_chunks(3, 1, 8) == (3,)  # axis shorter than the halo: one chunk
+    assert regular_chunks(20, 2, 8) == (8, 12)  # chunks below the halo are enlarged
+
+
+@given(st.integers(1, 3000), st.integers(1, 600))
+def test_split_axis(size, tile):
+    pieces = split_axis(size, tile)
+    assert pieces[0][0] == 0 and pieces[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(0 < stop - start <= tile for start, stop in pieces)
+    assert len({stop - start for start, stop in pieces[:-1]}) <= 1  # few shapes
+
+
+def test_output_chunks_and_crop():
+    assert output_chunks((4, 6), 4) == (16, 24)
+    assert crop(3, 4) == 12
+
+
+def test_max_tile_keeps_tensors_below_limit():
+    side = max_tile(16, 64 * 16)
+    assert (side + 32) ** 2 * 64 * 16 <= 2**30
+    assert (side + 33) ** 2 * 64 * 16 > 2**30 - 2 * (side + 33) * 1024  # close to the limit
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "8", True, None])
+def test_check_positive_int_rejects(value):
+    with pytest.raises(ParameterError, match="chunk"):
+        check_positive_int("chunk", value)
