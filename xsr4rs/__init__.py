@@ -13,6 +13,7 @@ from xsr4rs.exceptions import (
     ModelError,
     OutputError,
     ParameterError,
+    TileWarning,
     XSRError,
     XSRWarning,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "OutputError",
     "ParameterError",
     "SRModel",
+    "TileWarning",
     "XSRError",
     "XSRWarning",
     "__version__",

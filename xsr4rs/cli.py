@@ -35,31 +35,55 @@ def _parser() -> argparse.ArgumentParser:
             "(.tif: tiled GeoTIFF, --cog for a Cloud Optimized GeoTIFF; .zarr: zarr store)."
         ),
     )
-    up.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT", help="input raster(s), then the output")
-    up.add_argument("--model", "-m", required=True,
-                    help="SavedModel directory or built-in name (bicubic, nearest, bicubic-x2, nearest-x2)")
-    up.add_argument("--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions")
+    up.add_argument(
+        "paths", nargs="+", metavar="INPUT... OUTPUT", help="input raster(s), then the output"
+    )
+    up.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        help="SavedModel directory or built-in name (bicubic, nearest, bicubic-x2, nearest-x2)",
+    )
+    up.add_argument(
+        "--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions"
+    )
     up.add_argument("--nodata", type=float, help="input no-data value (default: the file's own)")
     up.add_argument("--halo", type=int, help="overlap in input pixels (default: the model's)")
-    up.add_argument("--chunk", type=int, default=1024, help="dask chunk size in input pixels (default 1024)")
-    up.add_argument("--tile", type=int, help="input pixels per model call side (default: model's or 512)")
+    up.add_argument(
+        "--chunk", type=int, default=1024, help="dask chunk size in input pixels (default 1024)"
+    )
+    up.add_argument(
+        "--tile", type=int, help="input pixels per model call side (default: model's or 512)"
+    )
     up.add_argument("--dtype", help="output type, e.g. float32 (default: the input's)")
-    up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF with overviews")
+    up.add_argument(
+        "--cog", action="store_true", help="write a Cloud Optimized GeoTIFF with overviews"
+    )
     up.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    up.add_argument("--no-range-check", action="store_true",
-                    help="skip the check of input values against the model's expected range")
+    up.add_argument(
+        "--no-range-check",
+        action="store_true",
+        help="skip the check of input values against the model's expected range",
+    )
     up.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     where = up.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="start a local dask cluster of N worker processes")
+    where.add_argument(
+        "--workers", type=int, help="start a local dask cluster of N worker processes"
+    )
     where.add_argument("--scheduler", help="address of a running dask scheduler")
 
-    info = sub.add_parser("info", help="print a model's metadata", description="Print a model's metadata.")
+    info = sub.add_parser(
+        "info", help="print a model's metadata", description="Print a model's metadata."
+    )
     info.add_argument("model", help="SavedModel directory or built-in name")
     info.add_argument("--json", action="store_true", help="print JSON")
 
-    ql = sub.add_parser("quicklook", help="write a stretched RGB PNG of a raster",
-                        description="Write a 2-98 percentile stretched PNG of bands 1-3 of a raster.")
+    ql = sub.add_parser(
+        "quicklook",
+        help="write a stretched RGB PNG of a raster",
+        description="Write a 2-98 percentile stretched PNG of bands 1-3 of a raster.",
+    )
     ql.add_argument("raster")
     ql.add_argument("png")
     ql.add_argument("--bands", nargs=3, type=int, default=[1, 2, 3])
@@ -89,8 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(err).strip().splitlines()
-        print(f"xsr4rs: unexpected {type(err).__name__}: {msg[0] if msg else ''} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"xsr4rs: unexpected {type(err).__name__}: {msg[0] if msg else ''} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -137,11 +164,19 @@ def _upscale(args: argparse.Namespace) -> int:
             f"{out.sizes['x']}x{out.sizes['y']}x{out.sizes['band']} {out.dtype}",
             file=sys.stderr,
         )
-        write(out, output, cog=args.cog, overwrite=args.overwrite, compress=args.compress,
-              progress=not args.no_progress)
+        write(
+            out,
+            output,
+            cog=args.cog,
+            overwrite=args.overwrite,
+            compress=args.compress,
+            progress=not args.no_progress,
+        )
         dt = time.perf_counter() - t0
     mp = out.sizes["x"] * out.sizes["y"] / 1e6
-    print(f"xsr4rs: wrote {output} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)", file=sys.stderr)
+    print(
+        f"xsr4rs: wrote {output} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)", file=sys.stderr
+    )
     return 0
 
 
@@ -156,8 +191,12 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
 
     if args.workers:
         n = check_positive_int("--workers", args.workers)
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
             yield client
     else:
@@ -176,8 +215,17 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     print(f"model:        {model.name}")
     print(f"path:         {model.path}")
-    for key in ("scale", "halo", "input_bands", "output_bands", "units", "value_range",
-                "fill_values", "tile", "description"):
+    for key in (
+        "scale",
+        "halo",
+        "input_bands",
+        "output_bands",
+        "units",
+        "value_range",
+        "fill_values",
+        "tile",
+        "description",
+    ):
         value = meta.get(key)
         if key in ("input_bands",) and value is None:
             value = "any band count"
@@ -196,8 +244,13 @@ def _info(args: argparse.Namespace) -> int:
 def _quicklook(args: argparse.Namespace) -> int:
     from xsr4rs.quicklook import quicklook
 
-    quicklook(args.raster, args.png, bands=args.bands,
-              window=tuple(args.window) if args.window else None, max_size=args.max_size)
+    quicklook(
+        args.raster,
+        args.png,
+        bands=args.bands,
+        window=tuple(args.window) if args.window else None,
+        max_size=args.max_size,
+    )
     return 0
 
 

@@ -16,8 +16,8 @@ import dask.array as dsa
 import numpy as np
 
 from xsr4rs.exceptions import ModelError
-from xsr4rs.progress import COUNTER
 from xsr4rs.nodata import fill_invalid, invalid_mask, to_output_dtype
+from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
 
 Model = Callable[[np.ndarray], np.ndarray]

@@ -31,3 +31,7 @@ class GeoreferenceWarning(XSRWarning):
 
 class HaloWarning(XSRWarning):
     """The halo was measured or is smaller than the model's measured receptive field."""
+
+
+class TileWarning(XSRWarning):
+    """The requested tile was reduced to keep the model's tensors below TensorFlow's limits."""

@@ -95,9 +95,16 @@ def _stack(arrays: list[xr.DataArray], paths: list[str]) -> xr.DataArray:
     names = []
     for arr, p in zip(arrays, paths, strict=True):
         stem = Path(p).stem
-        names += [stem] if arr.sizes["band"] == 1 else [f"{stem}:{i + 1}" for i in range(arr.sizes["band"])]
+        names += (
+            [stem]
+            if arr.sizes["band"] == 1
+            else [f"{stem}:{i + 1}" for i in range(arr.sizes["band"])]
+        )
     stacked = xr.concat(
-        [a.drop_vars("band") for a in arrays], dim="band", coords="minimal", compat="override",
+        [a.drop_vars("band") for a in arrays],
+        dim="band",
+        coords="minimal",
+        compat="override",
         combine_attrs="drop_conflicts",
     )
     stacked = stacked.assign_coords(band=np.arange(1, stacked.sizes["band"] + 1))
@@ -107,7 +114,9 @@ def _stack(arrays: list[xr.DataArray], paths: list[str]) -> xr.DataArray:
     if len(nodatas) == 1:
         stacked = stacked.rio.write_nodata(nodatas.pop(), encoded=False)
     elif len(nodatas) > 1:
-        raise InputError(f"band files declare different no-data values {sorted(nodatas)}: pass --nodata")
+        raise InputError(
+            f"band files declare different no-data values {sorted(nodatas)}: pass --nodata"
+        )
     return stacked
 
 
@@ -126,7 +135,9 @@ def _select_bands(da: xr.DataArray, bands: Sequence[int | str]) -> xr.DataArray:
         elif b in names:
             idx.append(names.index(b))
         else:
-            raise InputError(f"no band named {b!r}: the input's bands are {list(names) or list(range(1, n + 1))}")
+            raise InputError(
+                f"no band named {b!r}: the input's bands are {list(names) or list(range(1, n + 1))}"
+            )
     out = da.isel(band=idx).assign_coords(band=np.arange(1, len(idx) + 1))
     if len(names) == n:
         out.attrs["long_name"] = tuple(names[i] for i in idx)
@@ -177,8 +188,9 @@ def output_format(path: str | os.PathLike[str]) -> str | None:
 
 
 def _block_size(da: xr.DataArray) -> int:
-    """Largest GeoTIFF tile size (<= 512) that divides the dask chunks, so writes hit whole tiles."""
-    chunks = [c for axis in da.chunks[-2:] for c in axis[:-1]] if da.chunks else []
+    """Largest GeoTIFF tile size (<= 512) dividing the dask chunks: writes then hit whole tiles."""
+    sizes = da.chunksizes
+    chunks = [c for dim in (da.rio.y_dim, da.rio.x_dim) for c in sizes.get(dim, ())[:-1]]
     for size in (512, 256, 128, 64, 32, 16):
         if all(c % size == 0 for c in chunks):
             return size
@@ -200,6 +212,9 @@ def write(
     The file appears at ``path`` only when complete.
     """
     fmt = output_format(path)
+    if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
+        band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
+        da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)
     with atomic_output(path, overwrite=overwrite) as tmp:
         if fmt == "zarr":
             if cog:
@@ -261,7 +276,8 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
     fill = var.attrs.pop("_FillValue", None)
     if fill is not None:
         var.encoding["_FillValue"] = fill
-    return ds.to_zarr(path, mode="w", compute=False, consolidated=True)
+    # zarr v2 with consolidated metadata: readable by GDAL, older zarr and xarray versions
+    return ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
 
 
 def _write_lock() -> Any:

@@ -16,7 +16,7 @@ def block_mean(values: np.ndarray, scale: int) -> np.ndarray:
 
 def _upsampled_dft(data: np.ndarray, size: int, factor: int, offsets: np.ndarray) -> np.ndarray:
     """Cross-correlation ``data`` (frequency domain) upsampled by ``factor`` near ``offsets``."""
-    for n, off in list(zip(data.shape, offsets))[::-1]:
+    for n, off in list(zip(data.shape, offsets, strict=True))[::-1]:
         kernel = (np.arange(size) - off)[:, None] * np.fft.fftfreq(n, factor)
         data = np.tensordot(np.exp(-2j * np.pi * kernel), data, axes=(1, -1))
     return data

@@ -54,7 +54,13 @@ def quicklook(
         raise InputError(f"the window {window} is empty in {src}")
     rgb = stretch(data, nodata)
     with rasterio.open(
-        png, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0], dtype="uint8"
+        png,
+        "w",
+        driver="PNG",
+        width=rgb.shape[2],
+        height=rgb.shape[1],
+        count=rgb.shape[0],
+        dtype="uint8",
     ) as out:
         out.write(rgb)
     aux = f"{os.fspath(png)}.aux.xml"

@@ -29,27 +29,38 @@ def make_test_model(
 
     tf = import_tf()
     import keras
+
     rng = np.random.default_rng(seed)
     inp = keras.Input((None, None, bands))
     x = keras.layers.Rescaling(1 / 1000)(inp)
     for i in range(convs):
         last = i == convs - 1
         layer = keras.layers.Conv2D(
-            bands * scale * scale if last else 8, 3, padding="same",
+            bands * scale * scale if last else 8,
+            3,
+            padding="same",
             activation=None if last else "relu",
         )
         x = layer(x)
         kernel, bias = layer.get_weights()
         layer.set_weights(
-            [rng.normal(0, 0.5, kernel.shape).astype("float32"),
-             rng.normal(0, 0.1, bias.shape).astype("float32")]
+            [
+                rng.normal(0, 0.5, kernel.shape).astype("float32"),
+                rng.normal(0, 0.1, bias.shape).astype("float32"),
+            ]
         )
     x = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, scale))(x)
     x = keras.layers.Rescaling(1000)(x)
     model = keras.Model(inp, x)
     return export_model(
-        model, path, scale=scale, bands=bands, units="test units", value_range=(0, 1000),
-        name=f"test-cnn-x{scale}", overwrite=True,
+        model,
+        path,
+        scale=scale,
+        bands=bands,
+        units="test units",
+        value_range=(0, 1000),
+        name=f"test-cnn-x{scale}",
+        overwrite=True,
     )
 
 
@@ -77,7 +88,9 @@ def make_plain_saved_model(path: str | os.PathLike[str], *, scale: int = 2, band
     return os.fspath(path)
 
 
-def whole_image_reference(values: np.ndarray, model: SRModel | str, *, halo: int | None = None) -> np.ndarray:
+def whole_image_reference(
+    values: np.ndarray, model: SRModel | str, *, halo: int | None = None
+) -> np.ndarray:
     """The model applied once to the whole (band, y, x) image, mirror-padded by the halo.
 
     Returns float32 (band, scale*y, scale*x): what chunked upscaling must equal.

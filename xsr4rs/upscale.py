@@ -13,11 +13,11 @@ import rioxarray  # noqa: F401  (registers the .rio accessor used below)
 import xarray as xr
 
 from xsr4rs.engine import map_model
-from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError
+from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError, TileWarning
 from xsr4rs.geo import pixel_centres, upscaled_transform
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_output_nodata, is_nan
-from xsr4rs.tiling import check_positive_int, merge_small_chunks, regular_chunks
+from xsr4rs.tiling import check_positive_int, max_tile, merge_small_chunks, regular_chunks
 
 #: Default chunk (input pixels per side) when the input is not dask-backed: big enough to
 #: amortise the halo and task overhead, small enough that a x4 float32 output block of
@@ -101,13 +101,17 @@ def upscale(
         raise ParameterError(f"dtype must be an integer or float type, got {out_dtype}")
     in_nodata = _input_nodata(da, nodata, in_dtype)
     out_nodata = in_nodata
-    if out_nodata is None and np.issubdtype(in_dtype, np.floating) and np.issubdtype(out_dtype, np.floating):
+    if (
+        out_nodata is None
+        and np.issubdtype(in_dtype, np.floating)
+        and np.issubdtype(out_dtype, np.floating)
+    ):
         out_nodata = float("nan")
     out_nodata = check_output_nodata(out_dtype, out_nodata)
     fill_values = _fill(fill, meta.fill_values, n_bands)
 
     ychunks, xchunks = _chunk_plan(work, chunks, h)
-    tile = check_positive_int("tile", tile if tile is not None else (meta.tile or DEFAULT_TILE))
+    tile = _tile(tile, meta, h)
     data = work.data
     if not isinstance(data, dsa.Array):
         data = dsa.from_array(np.asarray(data), chunks=(n_bands, ychunks, xchunks))
@@ -162,7 +166,9 @@ def check_input(
         return
     step_y = max(da.sizes[y_dim] // sample, 1)
     step_x = max(da.sizes[x_dim] // sample, 1)
-    values = np.asarray(da.isel({y_dim: slice(None, None, step_y), x_dim: slice(None, None, step_x)}))
+    values = np.asarray(
+        da.isel({y_dim: slice(None, None, step_y), x_dim: slice(None, None, step_x)})
+    )
     values = values.astype(np.float64)
     nd = _input_nodata(da, nodata, np.dtype(da.dtype))
     valid = np.isfinite(values)
@@ -221,15 +227,37 @@ def _input_nodata(da: xr.DataArray, nodata: float | None, dtype: np.dtype) -> fl
     return float("nan") if np.issubdtype(dtype, np.floating) else None
 
 
-def _fill(fill: float | Sequence[float] | None, meta_fill: Sequence[float] | None, n: int) -> np.ndarray:
+def _fill(
+    fill: float | Sequence[float] | None, meta_fill: Sequence[float] | None, n: int
+) -> np.ndarray:
     if fill is None:
         fill = meta_fill if meta_fill is not None else 0.0
-    values = np.broadcast_to(np.asarray(fill, dtype=np.float32), (n,)) if np.ndim(fill) == 0 else (
-        np.asarray(fill, dtype=np.float32)
+    values = (
+        np.broadcast_to(np.asarray(fill, dtype=np.float32), (n,))
+        if np.ndim(fill) == 0
+        else (np.asarray(fill, dtype=np.float32))
     )
     if values.shape != (n,) or not np.isfinite(values).all():
         raise ParameterError(f"fill must be one finite value or {n} (one per band), got {fill!r}")
     return values.copy()
+
+
+def _tile(tile: int | None, meta: Any, halo: int) -> int:
+    """The tile side: asked for, or the model's, or the default; capped by tensor size."""
+    asked = tile is not None
+    tile = check_positive_int("tile", tile if asked else (meta.tile or DEFAULT_TILE))
+    if meta.tensor_elements_per_pixel:
+        cap = max_tile(halo, meta.tensor_elements_per_pixel)
+        if tile > cap:
+            if asked:
+                warnings.warn(
+                    f"tile={tile} would make tensors of over 2**30 elements inside the model; "
+                    f"using tile={cap}",
+                    TileWarning,
+                    stacklevel=4,
+                )
+            tile = cap
+    return tile
 
 
 def _chunk_plan(
@@ -283,7 +311,8 @@ def _wrap(
     for name, coord in work.coords.items():
         if coord.ndim == 0 and name not in coords and name != "spatial_ref":
             coords[name] = coord
-    result = xr.DataArray(out, dims=(band_dim, y_dim, x_dim), coords=coords, attrs=attrs, name=da.name)
+    result = xr.DataArray(out, dims=(band_dim, y_dim, x_dim), coords=coords, attrs=attrs)
+    result.name = da.name  # not the dask array's name
     crs = da.rio.crs
     if crs is not None:
         result = result.rio.write_crs(crs)
@@ -313,5 +342,7 @@ def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Data
         if y_dim in var.dims and x_dim in var.dims:
             out[name] = upscale(var, handle, **kwargs)
     if not out:
-        raise InputError(f"the Dataset has no raster variable with y/x dims among {list(ds.data_vars)}")
+        raise InputError(
+            f"the Dataset has no raster variable with y/x dims among {list(ds.data_vars)}"
+        )
     return xr.Dataset(out, attrs=ds.attrs)

@@ -178,3 +178,10 @@ def test_value_range_check(test_model):
     with pytest.raises(xsr4rs.InputError, match="too small.*0..1000"):
         xsr4rs.check_input(_raster() / 1000, test_model)
     xsr4rs.check_input(_raster(), test_model)  # in range: no error
+
+
+def test_tile_capped_by_tensor_size(test_model):
+    assert test_model.metadata.tensor_elements_per_pixel == 12  # 12 features per input pixel
+    with pytest.warns(xsr4rs.TileWarning, match="using tile=9455"):
+        out = xsr4rs.upscale(_raster(), test_model, tile=20000)
+    assert out.shape == (3, 74, 58)

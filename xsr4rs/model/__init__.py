@@ -5,4 +5,11 @@ from xsr4rs.model.contract import ModelMetadata, read_metadata
 from xsr4rs.model.export import export_model
 from xsr4rs.model.handle import SRModel, load_model
 
-__all__ = ["ModelMetadata", "SRModel", "builtin_models", "export_model", "load_model", "read_metadata"]
+__all__ = [
+    "ModelMetadata",
+    "SRModel",
+    "builtin_models",
+    "export_model",
+    "load_model",
+    "read_metadata",
+]

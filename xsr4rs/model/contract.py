@@ -43,6 +43,10 @@ class ModelMetadata:
         Per-band values given to the model in place of no-data pixels.
     tile
         Largest tile core (input pixels) the model should be called on.
+    tensor_elements_per_pixel
+        Elements of the network's largest intermediate tensor per input pixel (e.g.
+        ``64 * 4**2`` for 64 features at x4); tiles are capped so that no tensor reaches
+        2**31 elements, where TensorFlow's CPU convolutions slow down.
     name, description, provenance
         Free text and a dict saying where the model comes from.
     """
@@ -55,6 +59,7 @@ class ModelMetadata:
     value_range: tuple[float, float] | None = None
     fill_values: tuple[float, ...] | None = None
     tile: int | None = None
+    tensor_elements_per_pixel: float | None = None
     name: str | None = None
     description: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)

@@ -69,7 +69,9 @@ def export_model(
         if probed_scale != scale:
             raise ModelError(f"the model upscales by {probed_scale}, not by scale={scale}")
         if output_bands is not None and len(output_bands) != n_out:
-            raise ModelError(f"the model returns {n_out} bands, output_bands names {len(output_bands)}")
+            raise ModelError(
+                f"the model returns {n_out} bands, output_bands names {len(output_bands)}"
+            )
         measured = measure_halo(rt, len(names), scale, value_range)
         if halo is not None and halo < measured:
             warnings.warn(
@@ -82,13 +84,14 @@ def export_model(
             scale=scale,
             halo=measured if halo is None else int(halo),
             input_bands=tuple(names),
-            output_bands=tuple(output_bands) if output_bands is not None else (
-                None if n_out == len(names) else tuple(f"band_{i + 1}" for i in range(n_out))
-            ),
+            output_bands=tuple(output_bands)
+            if output_bands is not None
+            else (None if n_out == len(names) else tuple(f"band_{i + 1}" for i in range(n_out))),
             units=units,
             value_range=tuple(value_range) if value_range is not None else None,
             fill_values=tuple(float(v) for v in fill_values) if fill_values is not None else None,
             tile=tile,
+            tensor_elements_per_pixel=_elements_per_pixel(keras_model, len(names)),
             name=name or path.name,
             description=description,
             provenance={**(provenance or {}), "halo_measured": measured},
@@ -100,3 +103,22 @@ def export_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return load_model(path)
+
+
+def _elements_per_pixel(keras_model: Any, bands: int) -> float | None:
+    """Size of the largest layer output per input pixel, from a call on a 16 x 16 tile.
+
+    Only functional and sequential Keras models expose their layers' outputs; for others
+    ``None`` is returned and tiles keep the default size.
+    """
+    import keras
+    import numpy as np
+
+    try:
+        outputs = [layer.output for layer in keras_model.layers]
+        probe = keras.Model(keras_model.input, outputs)
+        values = probe(np.zeros((1, 16, 16, bands), dtype="float32"))
+    except Exception:
+        return None
+    values = values if isinstance(values, list | tuple) else [values]
+    return max(float(np.prod(v.shape[1:])) for v in values) / 256

