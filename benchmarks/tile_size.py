@@ -3,8 +3,8 @@
 For each tile core size T the model is called on (T + 2*halo)^2 pixel tiles, as the engine
 does; the useful output is the core. Reported: seconds per call after a warm-up, the time
 of the first call of a new shape, useful output megapixels/s and its ratio to the best
-tile, and the largest tensor inside the network (elements, against TensorFlow's 2**31 CPU
-convolution slow-down).
+tile, the largest tensor inside the network (elements, against TensorFlow's 2**31 CPU
+convolution slow-down) and the process's peak memory (tiles run in increasing size).
 
     python benchmarks/tile_size.py [--filters 64 --blocks 16] [--tiles 128 256 384 512 768]
 """
@@ -12,6 +12,7 @@ convolution slow-down).
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -49,6 +50,8 @@ def main() -> None:
                 "first_call_s": first,
                 "useful_MP_per_s": (tile * s) ** 2 / dt / 1e6,
                 "largest_tensor": (side * s) ** 2 * args.filters,
+                # tiles grow, so the process's peak RSS after each is that tile's peak
+                "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             }
         )
     best = max(r["useful_MP_per_s"] for r in rows)

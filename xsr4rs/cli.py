@@ -159,7 +159,7 @@ def _upscale(args: argparse.Namespace) -> int:
     with _cluster(args):
         t0 = time.perf_counter()
         print(
-            f"xsr4rs: {model.name} x{model.scale} (halo {model.halo} px): "
+            f"xsr4rs: {model.name} x{model.scale} (halo {model.halo} px{_halo_note(model)}): "
             f"{da.sizes['x']}x{da.sizes['y']}x{da.sizes['band']} -> "
             f"{out.sizes['x']}x{out.sizes['y']}x{out.sizes['band']} {out.dtype}",
             file=sys.stderr,
@@ -178,6 +178,11 @@ def _upscale(args: argparse.Namespace) -> int:
         f"xsr4rs: wrote {output} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)", file=sys.stderr
     )
     return 0
+
+
+def _halo_note(model: Any) -> str:
+    prov = model.metadata.provenance
+    return ", measured" if prov.get("probed") and prov.get("halo_measured") == model.halo else ""
 
 
 @contextlib.contextmanager

@@ -260,7 +260,7 @@ def _probe(
         input_bands=in_names,
         output_bands=out_names,
         name=Path(path).name,
-        provenance={"probed": True, "halo_measured": measured},
+        provenance={"probed": True, "halo_measured": int(halo) if measured else None},
     )
 
 
