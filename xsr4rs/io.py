@@ -212,13 +212,15 @@ def write(
     The file appears at ``path`` only when complete.
     """
     fmt = output_format(path)
+    if fmt == "zarr" and cog:
+        raise OutputError("--cog (cog=True) applies to GeoTIFF outputs, not zarr")
+    if fmt == "gtiff":
+        check_compression(compress)
     if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
         band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
         da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)
     with atomic_output(path, overwrite=overwrite) as tmp:
         if fmt == "zarr":
-            if cog:
-                raise OutputError("--cog applies to GeoTIFF outputs, not zarr")
             _compute(_zarr_task(da, tmp), da, progress)
         else:
             raw = tmp.with_name(tmp.name + ".raw.tif") if cog else tmp
@@ -230,6 +232,18 @@ def write(
             finally:
                 if cog:
                     _remove(raw)
+
+
+def check_compression(compress: str) -> None:
+    """Raise `OutputError` unless GDAL's GeoTIFF driver knows the compression ``compress``."""
+    from rasterio.enums import Compression
+
+    known = {c.value.lower() for c in Compression} | {"none"}
+    if compress.lower() not in known:
+        raise OutputError(
+            f"unknown compression {compress!r}: use one of deflate, zstd, lzw, lerc, none "
+            f"(GDAL knows {', '.join(sorted(known))})"
+        )
 
 
 def _predictor(dtype: np.dtype) -> int:
@@ -273,6 +287,11 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
     name = da.name or "data"
     ds = da.to_dataset(name=name)
     var = ds[name]
+    # identity CF scaling (rioxarray's scale_factor 1, add_offset 0) would make readers
+    # decode the data to float64; a real scaling is kept
+    if var.attrs.get("scale_factor", 1.0) == 1.0 and var.attrs.get("add_offset", 0.0) == 0.0:
+        var.attrs.pop("scale_factor", None)
+        var.attrs.pop("add_offset", None)
     fill = var.attrs.pop("_FillValue", None)
     if fill is not None:
         var.encoding["_FillValue"] = fill
@@ -292,6 +311,15 @@ def _write_lock() -> Any:
 
 
 def _compute(task: Any, da: xr.DataArray, progress: bool) -> None:
+    from rasterio.errors import RasterioIOError
+
+    try:
+        _run(task, da, progress)
+    except RasterioIOError as err:
+        raise InputError(f"reading the input failed: {str(err).splitlines()[0]}") from err
+
+
+def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
     import dask
 
     try:

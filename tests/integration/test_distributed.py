@@ -18,10 +18,38 @@ def crop(s2_paths, tmp_path_factory):
 
 
 def test_local_cluster_output_identical(crop, tmp_path, capsys):
-    assert main(["upscale", str(crop), str(tmp_path / "threads.tif"), "--model", "bicubic",
-                 "--chunk", "96", "--no-progress"]) == 0
-    assert main(["upscale", str(crop), str(tmp_path / "dist.tif"), "--model", "bicubic",
-                 "--chunk", "96", "--workers", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(crop),
+                str(tmp_path / "threads.tif"),
+                "--model",
+                "bicubic",
+                "--chunk",
+                "96",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "upscale",
+                str(crop),
+                str(tmp_path / "dist.tif"),
+                "--model",
+                "bicubic",
+                "--chunk",
+                "96",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "dashboard" in capsys.readouterr().err
     with rasterio.open(tmp_path / "threads.tif") as a, rasterio.open(tmp_path / "dist.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
@@ -33,8 +61,12 @@ def test_client_zarr_and_models_loaded_on_workers(crop, test_model, tmp_path):
 
     da = open_raster(crop, bands=[1, 2, 3], chunks=64)
     expected = xsr4rs.upscale(da, test_model, dtype="float32").values
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         out = xsr4rs.upscale(da, test_model, dtype="float32")
         write(out, tmp_path / "out.zarr")
         loaded = client.run(lambda: __import__("xsr4rs.model.handle").model.handle.loaded_models())

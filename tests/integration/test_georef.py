@@ -6,13 +6,12 @@ import rasterio
 import rioxarray
 import xarray as xr
 from affine import Affine
+from conftest import shared_file
 
 import xsr4rs
 from xsr4rs.geo import bounds
 from xsr4rs.io import open_raster
 from xsr4rs.metrics import block_mean, phase_shift
-
-from conftest import shared_file
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def test_no_shift_between_output_and_input(scene, model):
 def test_half_pixel_error_would_be_seen(scene):
     """The alignment check above is able to fail: a quarter-pixel offset is measured."""
     band = scene.isel(band=0, x=slice(600, 857), y=slice(900, 1157)).values.astype(np.float64)
-    shifted = (band[:-1, :-1] * 0.75 + band[1:, :-1] * 0.25)  # content moved by -0.25 px in y
+    shifted = band[:-1, :-1] * 0.75 + band[1:, :-1] * 0.25  # content moved by -0.25 px in y
     dy, _ = phase_shift(band[:-1, :-1], shifted)
     assert dy == pytest.approx(-0.25, abs=0.05)
 
@@ -90,7 +89,11 @@ def test_rotated_transform_scaled_consistently():
 
 
 def test_dims_order_and_names_kept(scene):
-    da = scene.isel(x=slice(0, 40), y=slice(0, 30)).rename(band="spectral").transpose("y", "x", "spectral")
+    da = (
+        scene.isel(x=slice(0, 40), y=slice(0, 30))
+        .rename(band="spectral")
+        .transpose("y", "x", "spectral")
+    )
     out = da.sr.upscale("nearest-x2")
     assert out.dims == ("y", "x", "spectral")
     assert out.sizes == {"y": 60, "x": 80, "spectral": 4}

@@ -7,13 +7,12 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import raise_if_dask_computes
 
 import xsr4rs
 from xsr4rs.model.contract import METADATA_PATH, ModelMetadata, read_metadata
 from xsr4rs.model.handle import loaded_models
 from xsr4rs.testing import assert_tiling_invariant, whole_image_reference
-
-from conftest import raise_if_dask_computes
 
 
 def _raster(h=37, w=29, bands=3, seed=0):
@@ -72,20 +71,29 @@ def test_plain_saved_model_works_with_measured_halo(plain_model_path):
 def test_builtin_bicubic_matches_gdal_cubic_interior():
     """The bicubic baseline is GDAL's cubic (Keys, a=-0.5) away from the border."""
     import rasterio
-    from rasterio.warp import Resampling, reproject
     from affine import Affine
+    from rasterio.warp import Resampling, reproject
 
     src = np.random.default_rng(5).uniform(0, 1000, (40, 40)).astype("float32")
     dst = np.zeros((160, 160), "float32")
-    reproject(src, dst, src_transform=Affine(4, 0, 500000, 0, -4, 4000000), src_crs="EPSG:32633",
-              dst_transform=Affine(1, 0, 500000, 0, -1, 4000000), dst_crs="EPSG:32633",
-              resampling=Resampling.cubic)
+    reproject(
+        src,
+        dst,
+        src_transform=Affine(4, 0, 500000, 0, -4, 4000000),
+        src_crs="EPSG:32633",
+        dst_transform=Affine(1, 0, 500000, 0, -1, 4000000),
+        dst_crs="EPSG:32633",
+        resampling=Resampling.cubic,
+    )
     ours = whole_image_reference(src[None], "bicubic")[0]
     np.testing.assert_allclose(ours[12:-12, 12:-12], dst[12:-12, 12:-12], rtol=1e-4, atol=1e-2)
     assert rasterio  # imported for its GDAL
 
 
-@pytest.mark.parametrize("name,scale,halo", [("nearest", 4, 0), ("bicubic", 4, 2), ("bicubic-x2", 2, 2), ("nearest-x2", 2, 0)])
+@pytest.mark.parametrize(
+    "name,scale,halo",
+    [("nearest", 4, 0), ("bicubic", 4, 2), ("bicubic-x2", 2, 2), ("nearest-x2", 2, 0)],
+)
 def test_builtins(name, scale, halo):
     m = xsr4rs.load_model(name)
     assert (m.scale, m.halo) == (scale, halo)
@@ -164,8 +172,14 @@ def test_bad_metadata_is_reported(test_model, tmp_path):
 
 
 def test_metadata_round_trip():
-    meta = ModelMetadata(scale=4, halo=12, input_bands=("B04", "B03"), value_range=(0, 10000),
-                         fill_values=(0, 0), provenance={"data": "x"})
+    meta = ModelMetadata(
+        scale=4,
+        halo=12,
+        input_bands=("B04", "B03"),
+        value_range=(0, 10000),
+        fill_values=(0, 0),
+        provenance={"data": "x"},
+    )
     assert ModelMetadata.from_dict(json.loads(json.dumps(meta.to_dict()))) == meta
 
 

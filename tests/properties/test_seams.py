@@ -19,7 +19,11 @@ def _raster(values: np.ndarray) -> xr.DataArray:
     return xr.DataArray(
         values,
         dims=("band", "y", "x"),
-        coords={"band": [1, 2, 3], "y": 1000 - 10 * (np.arange(h) + 0.5), "x": 10 * (np.arange(w) + 0.5)},
+        coords={
+            "band": [1, 2, 3],
+            "y": 1000 - 10 * (np.arange(h) + 0.5),
+            "x": 10 * (np.arange(w) + 0.5),
+        },
     ).rio.write_crs("EPSG:32633")
 
 

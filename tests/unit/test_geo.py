@@ -11,7 +11,9 @@ def test_upscaled_transform_keeps_corner_and_divides_pixel(scale):
     u = upscaled_transform(t, scale)
     assert (u.c, u.f) == (t.c, t.f)
     assert (u.a, u.e) == (10 / scale, -10 / scale)
-    assert np.allclose(bounds(u, 1947 * scale, 1933 * scale), bounds(t, 1947, 1933), rtol=0, atol=1e-6)
+    assert np.allclose(
+        bounds(u, 1947 * scale, 1933 * scale), bounds(t, 1947, 1933), rtol=0, atol=1e-6
+    )
 
 
 def test_rotated_transform_scales_every_term():

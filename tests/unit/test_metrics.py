@@ -27,4 +27,6 @@ def test_block_mean():
 def test_phase_shift_on_non_periodic_crop():
     big = ndimage.gaussian_filter(np.random.default_rng(1).normal(size=(300, 300)), 2)
     moved = ndimage.shift(big, (0.25, -0.4), order=3)
-    assert phase_shift(big[50:250, 50:250], moved[50:250, 50:250]) == pytest.approx((0.25, -0.4), abs=0.03)
+    assert phase_shift(big[50:250, 50:250], moved[50:250, 50:250]) == pytest.approx(
+        (0.25, -0.4), abs=0.03
+    )

@@ -43,7 +43,7 @@ def test_regular_chunks_examples():
 def test_split_axis(size, tile):
     pieces = split_axis(size, tile)
     assert pieces[0][0] == 0 and pieces[-1][1] == size
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
     assert all(0 < stop - start <= tile for start, stop in pieces)
     assert len({stop - start for start, stop in pieces[:-1]}) <= 1  # few shapes
 
