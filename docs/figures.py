@@ -22,14 +22,26 @@ def main(upscaled: str, png: str, col: int = 1210, row: int = 700, size: int = 9
     low = np.stack(low)
     with rasterio.open(upscaled) as src:
         scale = round(src.width / 1933)
-        high = src.read([1, 2, 3], window=Window(col * scale, row * scale, size * scale, size * scale))
-    # one stretch for both, from the input's percentiles
+        high = src.read(
+            [1, 2, 3], window=Window(col * scale, row * scale, size * scale, size * scale)
+        )
+    # one stretch over both halves, so their colours compare
     both = stretch(np.concatenate([np.repeat(np.repeat(low, scale, 1), scale, 2), high], axis=2))
     gap = np.full((3, both.shape[1], 8), 255, np.uint8)
     half = both.shape[2] // 2
     picture = np.concatenate([both[:, :, :half], gap, both[:, :, half:]], axis=2)
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(png, "w", driver="PNG", width=picture.shape[2], height=picture.shape[1],
-                       count=3, dtype="uint8") as dst:
+    with (
+        rasterio.Env(GDAL_PAM_ENABLED="NO"),
+        rasterio.open(
+            png,
+            "w",
+            driver="PNG",
+            width=picture.shape[2],
+            height=picture.shape[1],
+            count=3,
+            dtype="uint8",
+        ) as dst,
+    ):
         dst.write(picture)
 
 
