@@ -117,9 +117,9 @@ def upscale(
 
     ychunks, xchunks = _chunk_plan(work, chunks, h)
     tile = _tile(tile, meta, h)
+    if work.chunks is None:  # numpy or lazily indexed file data: chunk without loading it
+        work = work.chunk({band_dim: -1, y_dim: ychunks, x_dim: xchunks})
     data = work.data
-    if not isinstance(data, dsa.Array):
-        data = dsa.from_array(np.asarray(data), chunks=(n_bands, ychunks, xchunks))
     out_bands = meta.n_output_bands or n_bands
     out = map_model(
         data,
@@ -222,14 +222,15 @@ def _dims(da: xr.DataArray) -> tuple[str, str, str | None]:
 
 
 def _input_nodata(da: xr.DataArray, nodata: float | None, dtype: np.dtype) -> float | None:
+    """The no-data value: the argument, else the raster's (NaN once masked), else NaN for floats."""
     if nodata is not None:
         return float(nodata)
+    floating = np.issubdtype(dtype, np.floating)
     for value in (da.rio.nodata, da.rio.encoded_nodata):
-        if value is not None and not (is_nan(value) and not np.issubdtype(dtype, np.floating)):
-            if is_nan(value):
-                continue
-            return value.item() if hasattr(value, "item") else value
-    return float("nan") if np.issubdtype(dtype, np.floating) else None
+        if value is None or (is_nan(value) and not floating):
+            continue
+        return value.item() if hasattr(value, "item") else value
+    return float("nan") if floating else None
 
 
 def _fill(

@@ -199,3 +199,14 @@ def test_tile_capped_by_tensor_size(test_model):
     with pytest.warns(xsr4rs.TileWarning, match="using tile=9455"):
         out = xsr4rs.upscale(_raster(), test_model, tile=20000)
     assert out.shape == (3, 74, 58)
+
+
+def test_lazily_indexed_file_is_not_loaded(s2_paths):
+    """A raster opened without dask stays unread until the output is computed."""
+    import rioxarray
+
+    da = rioxarray.open_rasterio(s2_paths[0])  # lazily indexed, no dask
+    with raise_if_dask_computes():
+        out = da.sr.upscale("nearest", chunks=512)
+    assert out.chunks is not None
+    assert not da.variable._in_memory
