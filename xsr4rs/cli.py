@@ -23,11 +23,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Seam-free, georeferenced super-resolution of remote sensing rasters.",
     )
     p.add_argument("--version", action="version", version=f"xsr4rs {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and progress logs")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser(
         "upscale",
+        usage="xsr4rs upscale INPUT... OUTPUT --model MODEL [options]",
         help="super-resolve a raster and write a GeoTIFF, COG or zarr",
         description=(
             "Super-resolve INPUT (one raster, or several single-band files stacked in the given "
@@ -84,11 +85,17 @@ def _parser() -> argparse.ArgumentParser:
         help="write a stretched RGB PNG of a raster",
         description="Write a 2-98 percentile stretched PNG of bands 1-3 of a raster.",
     )
-    ql.add_argument("raster")
-    ql.add_argument("png")
-    ql.add_argument("--bands", nargs=3, type=int, default=[1, 2, 3])
-    ql.add_argument("--window", nargs=4, type=int, metavar=("COL", "ROW", "WIDTH", "HEIGHT"))
-    ql.add_argument("--max-size", type=int, default=1024)
+    ql.add_argument("raster", help="any GDAL-readable raster")
+    ql.add_argument("png", help="the PNG to write")
+    ql.add_argument("--bands", nargs=3, type=int, default=[1, 2, 3], help="bands shown as R G B")
+    ql.add_argument(
+        "--window",
+        nargs=4,
+        type=int,
+        metavar=("COL", "ROW", "WIDTH", "HEIGHT"),
+        help="a crop, in pixels of the raster",
+    )
+    ql.add_argument("--max-size", type=int, default=1024, help="longest side of the PNG")
     return p
 
 
@@ -98,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     else:
         logging.basicConfig(level=logging.WARNING, format="xsr4rs: %(message)s")
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
         with _warnings_as_notes():
             return {"upscale": _upscale, "info": _info, "quicklook": _quicklook}[args.command](args)
@@ -145,13 +153,15 @@ def _upscale(args: argparse.Namespace) -> int:
     if len(args.paths) < 2:
         raise ParameterError("give at least one INPUT and the OUTPUT")
     *inputs, output = args.paths
-    check_output(output, overwrite=args.overwrite)
+    check_output(output, overwrite=args.overwrite, cog=args.cog, compress=args.compress)
     chunk = check_positive_int("--chunk", args.chunk)
     if args.halo is not None:
         check_positive_int("--halo", args.halo, minimum=0)
     if args.tile is not None:
         check_positive_int("--tile", args.tile)
-    da = open_raster(inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk)
+    da = open_raster(
+        inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk, nodata=args.nodata
+    )
     model = load_model(args.model, halo=args.halo, bands=da.sizes["band"])
     if not args.no_range_check:
         check_input(da, model, nodata=args.nodata)

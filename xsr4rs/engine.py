@@ -53,7 +53,17 @@ def run_block(
     for y0, y1 in split_axis(core_h, tile):
         for x0, x1 in split_axis(core_w, tile):
             x = values[:, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
-            y = model(np.ascontiguousarray(x.transpose(1, 2, 0))[None])
+            try:
+                y = model(np.ascontiguousarray(x.transpose(1, 2, 0))[None])
+            except ModelError:
+                raise
+            except Exception as err:  # TensorFlow's errors: say which tile and what to try
+                text = str(err).strip().splitlines()
+                raise ModelError(
+                    f"the model failed on a tile of shape {(1, *x.shape[1:], x.shape[0])}: "
+                    f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
+                    "divisible by some number, choose tile= and chunks= accordingly"
+                ) from err
             expected = (1, scale * x.shape[1], scale * x.shape[2], out_bands)
             if y.shape != expected:
                 raise ModelError(

@@ -42,6 +42,7 @@ def open_raster(
     *,
     bands: Sequence[int | str] | None = None,
     chunks: int | None = 1024,
+    nodata: float | None = None,
 ) -> xr.DataArray:
     """Open one raster, or several rasters stacked as bands in the given order, lazily.
 
@@ -54,6 +55,9 @@ def open_raster(
         Bands to keep, in order: 1-based indices or band descriptions.
     chunks
         Dask chunk size in pixels (``None``: the file's own blocks).
+    nodata
+        No-data value to declare, overriding the files' own (needed when band files
+        declare different ones).
     """
     import rioxarray
 
@@ -74,13 +78,17 @@ def open_raster(
         if isinstance(arr, list) or isinstance(arr, xr.Dataset):
             raise InputError(f"{p} holds several subdatasets: open one of them by its GDAL name")
         arrays.append(arr)
-    da = arrays[0] if len(arrays) == 1 else _stack(arrays, paths)
+    da = arrays[0] if len(arrays) == 1 else _stack(arrays, paths, nodata is not None)
+    if nodata is not None:
+        from xsr4rs.nodata import check_output_nodata
+
+        da = da.rio.write_nodata(check_output_nodata(da.dtype, nodata, "input"), encoded=False)
     if bands is not None:
         da = _select_bands(da, bands)
     return da
 
 
-def _stack(arrays: list[xr.DataArray], paths: list[str]) -> xr.DataArray:
+def _stack(arrays: list[xr.DataArray], paths: list[str], nodata_given: bool) -> xr.DataArray:
     first = arrays[0]
     t0, crs0 = first.rio.transform(), first.rio.crs
     for arr, p in zip(arrays[1:], paths[1:], strict=True):
@@ -91,7 +99,7 @@ def _stack(arrays: list[xr.DataArray], paths: list[str]) -> xr.DataArray:
                 f"{arr.shape[1]}, {tuple(arr.rio.transform())[:6]}, {arr.rio.crs}. "
                 "Resample them to one grid first (e.g. gdalwarp)"
             )
-    nodatas = {a.rio.nodata for a in arrays if a.rio.nodata is not None}
+    nodatas = {float(a.rio.nodata) for a in arrays if a.rio.nodata is not None}
     names = []
     for arr, p in zip(arrays, paths, strict=True):
         stem = Path(p).stem
@@ -113,9 +121,10 @@ def _stack(arrays: list[xr.DataArray], paths: list[str]) -> xr.DataArray:
     stacked = stacked.rio.write_transform(t0)
     if len(nodatas) == 1:
         stacked = stacked.rio.write_nodata(nodatas.pop(), encoded=False)
-    elif len(nodatas) > 1:
+    elif len(nodatas) > 1 and not nodata_given:
         raise InputError(
-            f"band files declare different no-data values {sorted(nodatas)}: pass --nodata"
+            f"band files declare different no-data values {sorted(nodatas)}: pass --nodata "
+            "(nodata=) to choose one"
         )
     return stacked
 
@@ -171,15 +180,26 @@ def _remove(p: Path) -> None:
         p.unlink()
 
 
-def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """Raise `OutputError` when ``path`` cannot be written (exists, or no such folder)."""
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    cog: bool = False,
+    compress: str = "deflate",
+) -> None:
+    """Raise `OutputError` when ``path`` cannot be written with these options."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(f"output {path} exists: pass --overwrite (overwrite=True) to replace it")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
-    if output_format(path) is None:
+    fmt = output_format(path)
+    if fmt is None:
         raise OutputError(f"cannot tell the format of {path}: name it .tif (GeoTIFF/COG) or .zarr")
+    if fmt == "zarr" and cog:
+        raise OutputError("--cog (cog=True) applies to GeoTIFF outputs, not zarr")
+    if fmt == "gtiff":
+        check_compression(compress)
 
 
 def output_format(path: str | os.PathLike[str]) -> str | None:
@@ -211,11 +231,8 @@ def write(
     Blocks are computed and written as they come, so memory does not grow with the image.
     The file appears at ``path`` only when complete.
     """
+    check_output(path, overwrite=overwrite, cog=cog, compress=compress)
     fmt = output_format(path)
-    if fmt == "zarr" and cog:
-        raise OutputError("--cog (cog=True) applies to GeoTIFF outputs, not zarr")
-    if fmt == "gtiff":
-        check_compression(compress)
     if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
         band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
         da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)

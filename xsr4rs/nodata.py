@@ -37,20 +37,22 @@ def fill_invalid(block: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.nd
     return out
 
 
-def check_output_nodata(dtype: np.dtype, nodata: float | None) -> float | None:
+def check_output_nodata(
+    dtype: np.dtype, nodata: float | None, what: str = "output"
+) -> float | None:
     """Validate that ``nodata`` can be stored in ``dtype``; return it as a Python scalar."""
     if nodata is None:
         return None
     if np.issubdtype(dtype, np.integer):
         if is_nan(nodata):
             raise ParameterError(
-                f"no-data is NaN but the output type is {dtype}, which cannot store NaN: "
+                f"no-data is NaN but the {what} type is {dtype}, which cannot store NaN: "
                 "pass dtype='float32' or a numeric nodata= value"
             )
         info = np.iinfo(dtype)
         if not (info.min <= nodata <= info.max) or int(nodata) != nodata:
             raise ParameterError(
-                f"no-data value {nodata} does not fit the output type {dtype} "
+                f"no-data value {nodata} does not fit the {what} type {dtype} "
                 f"({info.min}..{info.max}): pass another nodata= or dtype="
             )
         return int(nodata)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,6 +44,8 @@ def quicklook(
     from rasterio.enums import Resampling
     from rasterio.windows import Window
 
+    if not os.path.exists(src):
+        raise InputError(f"input {src} does not exist")
     with rasterio.open(src) as ds:
         bands = [b for b in bands if b <= ds.count] or [1]
         win = Window(*window) if window else Window(0, 0, ds.width, ds.height)
@@ -53,16 +56,13 @@ def quicklook(
     if data.size == 0:
         raise InputError(f"the window {window} is empty in {src}")
     rgb = stretch(data, nodata)
-    with rasterio.open(
-        png,
-        "w",
-        driver="PNG",
-        width=rgb.shape[2],
-        height=rgb.shape[1],
-        count=rgb.shape[0],
-        dtype="uint8",
-    ) as out:
-        out.write(rgb)
+    from rasterio.errors import NotGeoreferencedWarning
+
+    profile = dict(driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a PNG has no georeferencing
+        with rasterio.open(png, "w", dtype="uint8", **profile) as out:
+            out.write(rgb)
     aux = f"{os.fspath(png)}.aux.xml"
     if os.path.exists(aux):
         os.remove(aux)

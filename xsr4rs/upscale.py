@@ -338,7 +338,6 @@ def _wrap(
 
 
 def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Dataset:
-    handle = load_model(model, halo=kwargs.pop("halo"))
     out = {}
     for name, var in ds.data_vars.items():
         try:
@@ -346,7 +345,7 @@ def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Data
         except Exception:
             continue
         if y_dim in var.dims and x_dim in var.dims:
-            out[name] = upscale(var, handle, **kwargs)
+            out[name] = upscale(var, model, **kwargs)
     if not out:
         raise InputError(
             f"the Dataset has no raster variable with y/x dims among {list(ds.data_vars)}"

@@ -2,10 +2,12 @@
 
 import dask.array as dsa
 import numpy as np
+import pytest
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xsr4rs.exceptions import HaloWarning
 from xsr4rs.testing import assert_tiling_invariant, whole_image_reference
 from xsr4rs.upscale import upscale
 
@@ -71,6 +73,7 @@ def test_larger_halo_changes_nothing(test_model, values, halo, chunk):
 def test_too_small_halo_shows_seams(test_model):
     """The property above can fail: halo 0 on a model of radius 2 breaks equality."""
     values = np.random.default_rng(3).uniform(0, 1000, (3, 40, 40)).astype("float32")
-    got = upscale(_raster(values), test_model, halo=0, chunks=10, dtype="float32").values
+    with pytest.warns(HaloWarning, match="smaller than the model's halo 2"):
+        got = upscale(_raster(values), test_model, halo=0, chunks=10, dtype="float32").values
     ref = whole_image_reference(values, test_model)
     assert np.abs(got - ref).max() > 1e-3 * np.abs(ref).max()

@@ -72,8 +72,13 @@ def export_model(
             raise ModelError(
                 f"the model returns {n_out} bands, output_bands names {len(output_bands)}"
             )
-        measured = measure_halo(rt, len(names), scale, value_range)
-        if halo is not None and halo < measured:
+        try:
+            measured: int | None = measure_halo(rt, len(names), scale, value_range)
+        except ModelError:
+            if halo is None:
+                raise
+            measured = None  # global receptive field: the caller chose a halo knowingly
+        if halo is not None and measured is not None and halo < measured:
             warnings.warn(
                 f"halo={halo} is smaller than the measured receptive field radius {measured}: "
                 "tiled output will differ from whole-image output",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ log = logging.getLogger("xsr4rs")
 _LOAD_LOCK = threading.Lock()
 _RUN_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, tuple[int, int]], _Runtime] = {}
+#: Metadata measured for plain SavedModels, so probing happens once per process.
+_PROBED: dict[tuple[Any, ...], ModelMetadata] = {}
 
 
 class _Runtime:
@@ -195,7 +198,7 @@ def load_model(
     if halo is not None:
         halo = check_positive_int("halo", halo, minimum=0)
     if isinstance(model, SRModel):
-        return model if halo is None else model.with_halo(halo)
+        return model if halo is None else _override_halo(model, halo)
     from xsr4rs.model.builtin import builtin_path, is_builtin
 
     name = os.fspath(model)
@@ -214,9 +217,23 @@ def load_model(
     stamp = _stamp(path)
     metadata = read_metadata(path)
     if metadata is None:
-        metadata = _probe(path, stamp, halo=halo, bands=bands)
+        key = (path, stamp, halo, bands)
+        if key not in _PROBED:
+            _PROBED[key] = _probe(path, stamp, halo=halo, bands=bands)
+        metadata = _PROBED[key]
     handle = SRModel(path, metadata, stamp)
-    return handle if halo is None else handle.with_halo(halo)
+    return handle if halo is None else _override_halo(handle, halo)
+
+
+def _override_halo(model: SRModel, halo: int) -> SRModel:
+    if halo < model.halo:
+        warnings.warn(
+            f"halo={halo} is smaller than the model's halo {model.halo}: tiled output will "
+            "differ from whole-image output (seams)",
+            HaloWarning,
+            stacklevel=3,
+        )
+    return model.with_halo(halo)
 
 
 def _builtin_names() -> list[str]:
@@ -262,6 +279,3 @@ def _probe(
         name=Path(path).name,
         provenance={"probed": True, "halo_measured": int(halo) if measured else None},
     )
-
-
-__all__ = ["SRModel", "load_model", "HaloWarning"]
