@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodata", type=float, help="input no-data value (default: the file's own)")
     up.add_argument("--halo", type=int, help="overlap in input pixels (default: the model's)")
     up.add_argument(
-        "--chunk", type=int, default=1024, help="dask chunk size in input pixels (default 1024)"
+        "--chunk", type=int, default=512, help="dask chunk size in input pixels (default 512)"
     )
     up.add_argument(
         "--tile", type=int, help="input pixels per model call side (default: model's or 512)"

@@ -19,13 +19,16 @@ from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_output_nodata, is_nan
 from xsr4rs.tiling import check_positive_int, max_tile, merge_small_chunks, regular_chunks
 
-#: Default chunk (input pixels per side) when the input is not dask-backed: big enough to
-#: amortise the halo and task overhead, small enough that a x4 float32 output block of
-#: 4 bands (256 MiB) keeps memory per task bounded.
-DEFAULT_CHUNK = 1024
-#: Default tile (input pixels per side of one model call, before the halo). For a network
-#: with 64 features at x4 resolution the largest tensor of a 512 + 2 * 64 pixel tile has
-#: 4.2e8 elements, well below TensorFlow's 2**31 slow-down threshold.
+#: Default chunk (input pixels per side) when the input is not dask-backed: one default
+#: tile, so each chunk is one model call. Measured on the x4 sample scene with bicubic
+#: (benchmarks/chunk_size.py): 512 was the fastest at a 1.5 GiB peak; 1024 was 8 % slower
+#: at 2.4 GiB and 2048 34 % slower at 4.1 GiB.
+DEFAULT_CHUNK = 512
+#: Default tile (input pixels per side of one model call, before the halo). Measured with a
+#: network of SR4RS's generator size (benchmarks/tile_size.py): 512 reaches 96 % of the
+#: best throughput at 5.2 GiB peak memory, 768 gains 4 % for 9.6 GiB, 256 and below lose
+#: half to the halo and per-call overhead. Its largest tensor (3.3e8 elements) stays far
+#: below TensorFlow's 2**31-element convolution slow-down.
 DEFAULT_TILE = 512
 
 ModelLike = str | os.PathLike[str] | SRModel
@@ -58,7 +61,7 @@ def upscale(
         Input pixels of overlap per side; default: the model's own (metadata or measured).
     chunks
         Input pixels per chunk side (int or ``(y, x)``); default: the dask chunks of ``da``,
-        or 1024 for numpy data. Chunks smaller than the halo are merged.
+        or 512 for numpy data. Chunks smaller than the halo are merged.
     tile
         Input pixels per side of one model call (chunks are split into tiles); default:
         the model's ``tile`` or 512.
