@@ -210,3 +210,19 @@ def test_lazily_indexed_file_is_not_loaded(s2_paths):
         out = da.sr.upscale("nearest", chunks=512)
     assert out.chunks is not None
     assert not da.variable._in_memory
+
+
+def test_global_model_rejected_unless_halo_given(tmp_path):
+    import keras
+
+    from xsr4rs._tf import import_tf
+
+    tf = import_tf()
+    inp = keras.Input((None, None, 1))
+    x = keras.layers.Lambda(lambda t: t - tf.reduce_mean(t, axis=[1, 2], keepdims=True))(inp)
+    model = keras.Model(inp, keras.layers.UpSampling2D(2)(x))
+    with pytest.raises(xsr4rs.ModelError, match="receptive field is global"):
+        xsr4rs.export_model(model, tmp_path / "g", scale=2, bands=1)
+    assert not (tmp_path / "g").exists()
+    handle = xsr4rs.export_model(model, tmp_path / "g", scale=2, bands=1, halo=4)
+    assert handle.halo == 4 and handle.metadata.provenance["halo_measured"] is None
