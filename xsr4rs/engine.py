@@ -11,6 +11,7 @@ No xarray here, and TensorFlow only behind the model handle.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dask.array as dsa
 import numpy as np
@@ -23,84 +24,93 @@ from xsr4rs.tiling import output_chunks, split_axis
 Model = Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class BlockSpec:
+    """What every block needs besides its data and the model (small, hashable, tokenizable).
+
+    ``nodata`` is the input's no-data value (NaN is always no-data in floats), ``fill``
+    the per-band values given to the model in place of no-data, ``out_nodata`` the value
+    written where the input was no-data.
+    """
+
+    scale: int
+    halo: int
+    tile: int
+    nodata: float | None
+    fill: tuple[float, ...]
+    out_bands: int
+    out_dtype: str
+    out_nodata: float | None
+
+
 def run_block(
-    block: np.ndarray,
-    *,
-    model: Model,
-    scale: int,
-    halo: int,
-    pad: tuple[bool, bool],
-    tile: int,
-    nodata: float | None,
-    fill: np.ndarray,
-    out_bands: int,
-    out_dtype: np.dtype,
-    out_nodata: float | None,
+    block: np.ndarray, *, model: Model, spec: BlockSpec, pad: tuple[bool, bool]
 ) -> np.ndarray:
     """Upscale one extended (band, y, x) block and return its cropped output block.
 
-    ``block`` carries ``halo`` pixels on each side, except along axes flagged in ``pad``
-    (an axis that is a single chunk), which are mirror-padded here.
+    ``block`` carries ``spec.halo`` pixels on each side, except along axes flagged in
+    ``pad`` (an axis that is a single chunk), which are mirror-padded here.
     """
+    scale, halo = spec.scale, spec.halo
     if any(pad):
         widths = ((0, 0), (halo if pad[0] else 0,) * 2, (halo if pad[1] else 0,) * 2)
         block = np.pad(block, widths, mode="symmetric")
-    mask = invalid_mask(block, nodata)
-    values = fill_invalid(block, mask, fill)
+    mask = invalid_mask(block, spec.nodata)
+    values = fill_invalid(block, mask, np.asarray(spec.fill, dtype=np.float32))
     core_h, core_w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    out = np.empty((out_bands, scale * core_h, scale * core_w), dtype=np.float32)
+    out = np.empty((spec.out_bands, scale * core_h, scale * core_w), dtype=np.float32)
     c = scale * halo
-    for y0, y1 in split_axis(core_h, tile):
-        for x0, x1 in split_axis(core_w, tile):
+    for y0, y1 in split_axis(core_h, spec.tile):
+        for x0, x1 in split_axis(core_w, spec.tile):
             x = values[:, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
-            try:
-                y = model(np.ascontiguousarray(x.transpose(1, 2, 0))[None])
-            except ModelError:
-                raise
-            except Exception as err:  # TensorFlow's errors: say which tile and what to try
-                text = str(err).strip().splitlines()
-                raise ModelError(
-                    f"the model failed on a tile of shape {(1, *x.shape[1:], x.shape[0])}: "
-                    f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
-                    "divisible by some number, choose tile= and chunks= accordingly"
-                ) from err
-            expected = (1, scale * x.shape[1], scale * x.shape[2], out_bands)
-            if y.shape != expected:
-                raise ModelError(
-                    f"the model returned shape {tuple(y.shape)} for a tile of shape "
-                    f"{(1, *x.shape[1:], x.shape[0])}; expected {expected}"
-                )
+            y = _call(model, x, spec)
             out[:, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
                 0, c : y.shape[1] - c, c : y.shape[2] - c, :
             ].transpose(2, 0, 1)
     core_mask = mask[halo : halo + core_h, halo : halo + core_w]
     up_mask = np.repeat(np.repeat(core_mask, scale, axis=0), scale, axis=1)
-    result = to_output_dtype(out, out_dtype, out_nodata, up_mask)
+    result = to_output_dtype(out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask)
     COUNTER.add(result.shape[1] * result.shape[2])
     return result
+
+
+def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """Run the model on a (band, y, x) tile; check the shape of what it returns."""
+    shape = (1, *tile.shape[1:], tile.shape[0])
+    try:
+        y = model(np.ascontiguousarray(tile.transpose(1, 2, 0))[None])
+    except ModelError:
+        raise
+    except Exception as err:  # TensorFlow's errors: say which tile and what to try
+        text = str(err).strip().splitlines()
+        raise ModelError(
+            f"the model failed on a tile of shape {shape}: "
+            f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
+            "divisible by some number, choose tile= and chunks= accordingly"
+        ) from err
+    expected = (1, spec.scale * shape[1], spec.scale * shape[2], spec.out_bands)
+    if y.shape != expected:
+        raise ModelError(
+            f"the model returned shape {tuple(y.shape)} for a tile of shape {shape}; "
+            f"expected {expected}"
+        )
+    return y
 
 
 def map_model(
     arr: dsa.Array,
     model: Model,
-    *,
-    scale: int,
-    halo: int,
+    spec: BlockSpec,
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
-    tile: int,
-    nodata: float | None,
-    fill: np.ndarray,
-    out_bands: int,
-    out_dtype: np.dtype,
-    out_nodata: float | None,
 ) -> dsa.Array:
-    """Lazily upscale a (band, y, x) dask array; output chunks are ``chunks`` times ``scale``.
+    """Lazily upscale a (band, y, x) dask array; output chunks are ``chunks`` times the scale.
 
     ``chunks`` must come from `xsr4rs.tiling.regular_chunks` or
     `~xsr4rs.tiling.merge_small_chunks`: with more than one chunk along an axis, every
     chunk must be at least ``halo`` pixels so that it can lend its neighbours a halo.
     """
     ychunks, xchunks = chunks
+    halo, scale = spec.halo, spec.scale
     arr = arr.rechunk(((arr.shape[0],), ychunks, xchunks))
     split = (len(ychunks) > 1 and halo > 0, len(xchunks) > 1 and halo > 0)
     if any(split):
@@ -109,21 +119,15 @@ def map_model(
             depth={0: 0, 1: halo if split[0] else 0, 2: halo if split[1] else 0},
             boundary={0: "none", 1: "reflect", 2: "reflect"},
         )
+    out_dtype = np.dtype(spec.out_dtype)
     return dsa.map_blocks(
         run_block,
         arr,
         dtype=out_dtype,
-        chunks=((out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
+        chunks=((spec.out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
         meta=np.empty((0, 0, 0), dtype=out_dtype),
         token="xsr4rs-upscale",
         model=model,
-        scale=scale,
-        halo=halo,
+        spec=spec,
         pad=(not split[0] and halo > 0, not split[1] and halo > 0),
-        tile=tile,
-        nodata=nodata,
-        fill=fill,
-        out_bands=out_bands,
-        out_dtype=np.dtype(out_dtype),
-        out_nodata=out_nodata,
     )

@@ -12,7 +12,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor used below)
 import xarray as xr
 
-from xsr4rs.engine import map_model
+from xsr4rs.engine import BlockSpec, map_model
 from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError, TileWarning
 from xsr4rs.geo import pixel_centres, upscaled_transform
 from xsr4rs.model.handle import SRModel, load_model
@@ -123,20 +123,17 @@ def upscale(
     if work.chunks is None:  # numpy or lazily indexed file data: chunk without loading it
         work = work.chunk({band_dim: -1, y_dim: ychunks, x_dim: xchunks})
     data = work.data
-    out_bands = meta.n_output_bands or n_bands
-    out = map_model(
-        data,
-        handle,
+    spec = BlockSpec(
         scale=scale,
         halo=h,
-        chunks=(ychunks, xchunks),
         tile=tile,
         nodata=in_nodata,
-        fill=fill_values,
-        out_bands=out_bands,
-        out_dtype=out_dtype,
+        fill=tuple(float(v) for v in fill_values),
+        out_bands=meta.n_output_bands or n_bands,
+        out_dtype=out_dtype.str,
         out_nodata=out_nodata,
     )
+    out = map_model(data, handle, spec, (ychunks, xchunks))
     result = _wrap(da, work, out, handle, band_dim, y_dim, x_dim, out_nodata)
     if band_dim == "__band__":
         result = result.squeeze("__band__", drop=True)
