@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="start a local dask cluster of N worker processes"
     )
     where.add_argument("--scheduler", help="address of a running dask scheduler")
+    up.add_argument(
+        "--resources",
+        metavar="NAME=N",
+        nargs="+",
+        help="worker resources the model tasks need, e.g. GPU=1 (with --scheduler)",
+    )
 
     info = sub.add_parser(
         "info", help="print a model's metadata", description="Print a model's metadata."
@@ -165,7 +172,14 @@ def _upscale(args: argparse.Namespace) -> int:
     model = load_model(args.model, halo=args.halo, bands=da.sizes["band"])
     if not args.no_range_check:
         check_input(da, model, nodata=args.nodata)
-    out = upscale(da, model, nodata=args.nodata, dtype=args.dtype, tile=args.tile)
+    out = upscale(
+        da,
+        model,
+        nodata=args.nodata,
+        dtype=args.dtype,
+        tile=args.tile,
+        resources=_resources(args.resources),
+    )
     with _cluster(args):
         t0 = time.perf_counter()
         print(
@@ -190,6 +204,23 @@ def _upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resources(items: list[str] | None) -> dict[str, float] | None:
+    from xsr4rs.exceptions import ParameterError
+
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ParameterError(f"--resources takes NAME=N pairs such as GPU=1, got {item!r}")
+    return out
+
+
 def _halo_note(model: Any) -> str:
     prov = model.metadata.provenance
     return ", measured" if prov.get("probed") and prov.get("halo_measured") == model.halo else ""
@@ -206,9 +237,17 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
 
     if args.workers:
         n = check_positive_int("--workers", args.workers)
+        # one TensorFlow thread pool per worker process, sized so that workers do not
+        # oversubscribe the cores
+        threads = str(max(1, (os.cpu_count() or 1) // n))
         with (
             LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+                env={"XSR4RS_TF_THREADS": os.environ.get("XSR4RS_TF_THREADS", threads)},
             ) as cluster,
             Client(cluster) as client,
         ):

@@ -102,12 +102,14 @@ def map_model(
     model: Model,
     spec: BlockSpec,
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    annotations: dict | None = None,
 ) -> dsa.Array:
     """Lazily upscale a (band, y, x) dask array; output chunks are ``chunks`` times the scale.
 
     ``chunks`` must come from `xsr4rs.tiling.regular_chunks` or
     `~xsr4rs.tiling.merge_small_chunks`: with more than one chunk along an axis, every
     chunk must be at least ``halo`` pixels so that it can lend its neighbours a halo.
+    ``annotations`` (e.g. ``{"resources": {"GPU": 1}}``) go on the model tasks only.
     """
     ychunks, xchunks = chunks
     halo, scale = spec.halo, spec.scale
@@ -120,7 +122,7 @@ def map_model(
             boundary={0: "none", 1: "reflect", 2: "reflect"},
         )
     out_dtype = np.dtype(spec.out_dtype)
-    return dsa.map_blocks(
+    out = dsa.map_blocks(
         run_block,
         arr,
         dtype=out_dtype,
@@ -131,3 +133,21 @@ def map_model(
         spec=spec,
         pad=(not split[0] and halo > 0, not split[1] and halo > 0),
     )
+    return out if not annotations else isolate(out, annotations)
+
+
+def isolate(arr: dsa.Array, annotations: dict) -> dsa.Array:
+    """``arr`` with its last layer made unfusable and annotated (e.g. worker resources).
+
+    dask fuses blockwise layers, and fusion drops annotations, so tasks meant for GPU
+    workers would run anywhere. A materialized layer is never fused with its neighbours;
+    low-level fusion must also be off when the graph is optimised (`xsr4rs.io.write`
+    does this).
+    """
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+    hlg = arr.__dask_graph__()
+    layers = dict(hlg.layers)
+    layers[arr.name] = MaterializedLayer(dict(layers[arr.name]), annotations=annotations)
+    graph = HighLevelGraph(layers, dict(hlg.dependencies))
+    return dsa.Array(graph, arr.name, arr.chunks, meta=arr._meta)

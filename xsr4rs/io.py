@@ -231,7 +231,22 @@ def write(
     Blocks are computed and written as they come, so memory does not grow with the image.
     The file appears at ``path`` only when complete.
     """
+    import dask
+
     check_output(path, overwrite=overwrite, cog=cog, compress=compress)
+    with dask.config.set({"optimization.fuse.active": False}):  # keeps task annotations
+        _write(da, path, cog=cog, overwrite=overwrite, compress=compress, progress=progress)
+
+
+def _write(
+    da: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    cog: bool,
+    overwrite: bool,
+    compress: str,
+    progress: bool,
+) -> None:
     fmt = output_format(path)
     if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
         band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))

@@ -45,6 +45,7 @@ def upscale(
     nodata: float | None = None,
     dtype: Any = None,
     fill: float | Sequence[float] | None = None,
+    resources: dict[str, float] | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """Super-resolve a georeferenced raster with a model, lazily and seam-free.
 
@@ -74,6 +75,12 @@ def upscale(
     fill
         Value(s) given to the model in place of no-data; default: the model's
         ``fill_values``, else 0.
+    resources
+        Dask worker resources the model tasks need, e.g. ``{"GPU": 1}``: on a distributed
+        cluster they then run only on workers started with ``--resources GPU=1``, while
+        reading and writing run anywhere. Resources set with ``dask.annotate`` around
+        this call are honoured too. Write with `xsr4rs.io.write` (or compute with dask's
+        ``optimization.fuse.active`` set to False) so that graph optimisation keeps them.
 
     Returns
     -------
@@ -82,7 +89,15 @@ def upscale(
     """
     if isinstance(da, xr.Dataset):
         return _upscale_dataset(
-            da, model, halo=halo, chunks=chunks, tile=tile, nodata=nodata, dtype=dtype, fill=fill
+            da,
+            model,
+            halo=halo,
+            chunks=chunks,
+            tile=tile,
+            nodata=nodata,
+            dtype=dtype,
+            fill=fill,
+            resources=resources,
         )
     if not isinstance(da, xr.DataArray):
         raise InputError(f"upscale needs an xarray DataArray or Dataset, got {type(da).__name__}")
@@ -133,7 +148,12 @@ def upscale(
         out_dtype=out_dtype.str,
         out_nodata=out_nodata,
     )
-    out = map_model(data, handle, spec, (ychunks, xchunks))
+    import dask
+
+    annotations = dict(dask.get_annotations())
+    if resources:
+        annotations["resources"] = dict(resources)
+    out = map_model(data, handle, spec, (ychunks, xchunks), annotations or None)
     result = _wrap(da, work, out, handle, band_dim, y_dim, x_dim, out_nodata)
     if band_dim == "__band__":
         result = result.squeeze("__band__", drop=True)

@@ -76,3 +76,128 @@ def test_client_zarr_and_models_loaded_on_workers(crop, test_model, tmp_path):
 
     got = xr.open_zarr(tmp_path / "out.zarr")["data"].values
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-3)
+
+
+def _start_gpu_worker(address):
+    """A worker process advertising a GPU resource, as `dask worker --resources GPU=1` starts."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--resources",
+            "GPU=1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--name",
+            "gpu",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("how", ["argument", "annotate"])
+def test_model_tasks_run_only_on_resource_workers(crop, tmp_path, how):
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster, get_task_stream
+
+    da = open_raster(crop, chunks=64)
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        worker = _start_gpu_worker(cluster.scheduler_address)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            gpu = next(
+                a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "gpu"
+            )
+            if how == "argument":
+                out = xsr4rs.upscale(da, "bicubic", resources={"GPU": 1})
+            else:
+                with dask.annotate(resources={"GPU": 1}):
+                    out = xsr4rs.upscale(da, "bicubic")
+            with get_task_stream(client) as stream:
+                write(out, tmp_path / "out.tif")
+        finally:
+            worker.terminate()
+            worker.wait()
+    model_tasks = [t for t in stream.data if "xsr4rs-upscale" in str(t["key"])]
+    assert len(model_tasks) == out.data.npartitions == 20
+    assert {t["worker"] for t in model_tasks} == {gpu}
+    assert {t["worker"] for t in stream.data} != {gpu}  # reading ran on the other worker too
+    with rasterio.open(tmp_path / "out.tif") as dst:
+        np.testing.assert_array_equal(dst.read(), xsr4rs.upscale(da, "bicubic").values)
+
+
+def test_killed_worker_does_not_change_the_output(crop, test_model, tmp_path):
+    """A worker process killed mid-run is replaced; the output is complete and identical."""
+    import logging
+    import os
+    import signal
+    import threading
+    import time
+
+    import xarray as xr
+    from distributed import Client, LocalCluster
+
+    da = open_raster(crop, bands=[1, 2, 3], chunks=24)
+    expected = xsr4rs.upscale(da, test_model, dtype="float32").values
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        victim = next(iter(pids.values()))
+
+        killed = []
+
+        def kill_mid_run():
+            # kill once some output chunks exist and the output is not complete yet
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if len(list(tmp_path.glob(".out.tmp-*.zarr/data/*"))) >= 3:
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(not (tmp_path / "out.zarr").exists())
+                    return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_mid_run)
+        killer.start()
+        write(xsr4rs.upscale(da, test_model, dtype="float32"), tmp_path / "out.zarr")
+        killer.join()
+        assert killed == [True]  # killed while the output was being written
+        assert victim not in client.run(os.getpid).values()  # the worker was really replaced
+    got = xr.open_zarr(tmp_path / "out.zarr")["data"].values
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_cli_workers_get_a_share_of_the_cores():
+    import argparse
+    import os
+
+    from xsr4rs.cli import _cluster
+
+    args = argparse.Namespace(workers=2, scheduler=None)
+    with _cluster(args) as client:
+        threads = client.run(lambda: os.environ.get("XSR4RS_TF_THREADS"))
+    assert set(threads.values()) == {str(max(1, (os.cpu_count() or 1) // 2))}

@@ -38,6 +38,11 @@ class _Runtime:
         from xsr4rs._tf import import_tf
 
         tf = import_tf()
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:  # take GPU memory as needed, so several processes can share a GPU
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # TensorFlow already initialised its devices
+                pass
         try:
             loaded = tf.saved_model.load(path)
         except Exception as err:  # TensorFlow raises many types here
