@@ -3,6 +3,10 @@
 TensorFlow is imported only by the functions that run or write models, never by
 ``import xsr4rs``. Its C++ start-up messages (CUDA probing, oneDNN notices) are kept off
 the user's terminal; set ``TF_CPP_MIN_LOG_LEVEL`` yourself to see later TensorFlow logs.
+
+Process-wide settings are read from the environment at that import:
+``XSR4RS_TF_THREADS`` (TensorFlow intra-op threads) and ``XSR4RS_PRECISION`` (``fp32``,
+the default, or ``bf16`` for mixed-precision inference).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from collections.abc import Iterator
 from types import ModuleType
 
 _tf: ModuleType | None = None
+
+#: Values of ``XSR4RS_PRECISION``, read once per process when TensorFlow is imported.
+PRECISIONS = ("fp32", "bf16")
 
 
 @contextlib.contextmanager
@@ -52,6 +59,19 @@ def import_tf() -> ModuleType:
             import tensorflow as tf
         tf.get_logger().setLevel(logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
+        precision = os.environ.get("XSR4RS_PRECISION", "fp32").lower()
+        if precision not in PRECISIONS:
+            from xsr4rs.exceptions import ParameterError
+
+            raise ParameterError(
+                f"XSR4RS_PRECISION={precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if precision == "bf16":
+            # grappler rewrites the model's graph when it is first run: bfloat16 through
+            # oneDNN on CPUs (AVX512-BF16, AMX), float16 mixed precision on NVIDIA GPUs
+            tf.config.optimizer.set_experimental_options(
+                {"auto_mixed_precision_onednn_bfloat16": True, "auto_mixed_precision": True}
+            )
         threads = os.environ.get("XSR4RS_TF_THREADS")
         if threads:
             try:

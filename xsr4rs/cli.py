@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--scheduler", help="address of a running dask scheduler")
     up.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed-precision inference: bfloat16 on CPUs with AVX512-BF16/AMX (about 2x "
+        "faster, slightly different output); sets XSR4RS_PRECISION=bf16",
+    )
+    up.add_argument(
         "--resources",
         metavar="NAME=N",
         nargs="+",
@@ -166,6 +172,8 @@ def _upscale(args: argparse.Namespace) -> int:
         check_positive_int("--halo", args.halo, minimum=0)
     if args.tile is not None:
         check_positive_int("--tile", args.tile)
+    if args.bf16:  # read when TensorFlow is imported, here and in local workers
+        os.environ["XSR4RS_PRECISION"] = "bf16"
     da = open_raster(
         inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk, nodata=args.nodata
     )
@@ -247,7 +255,10 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
                 processes=True,
                 dashboard_address=":0",
                 silence_logs=logging.ERROR,
-                env={"XSR4RS_TF_THREADS": os.environ.get("XSR4RS_TF_THREADS", threads)},
+                env={
+                    "XSR4RS_TF_THREADS": os.environ.get("XSR4RS_TF_THREADS", threads),
+                    "XSR4RS_PRECISION": os.environ.get("XSR4RS_PRECISION", "fp32"),
+                },
             ) as cluster,
             Client(cluster) as client,
         ):

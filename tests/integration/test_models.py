@@ -226,3 +226,48 @@ def test_global_model_rejected_unless_halo_given(tmp_path):
     assert not (tmp_path / "g").exists()
     handle = xsr4rs.export_model(model, tmp_path / "g", scale=2, bands=1, halo=4)
     assert handle.halo == 4 and handle.metadata.provenance["halo_measured"] is None
+
+
+def _run_in_process(code: str, env: dict, *args: str) -> str:
+    """Run ``code`` in a fresh interpreter (process-wide TensorFlow settings) with ``env``."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_bf16_precision_is_close_and_active(test_model, tmp_path):
+    """XSR4RS_PRECISION=bf16 changes the arithmetic (so it is on) but stays close to fp32."""
+    code = (
+        "import sys, numpy as np, xsr4rs\n"
+        "m = xsr4rs.load_model(sys.argv[1])\n"
+        "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
+        "np.save(sys.argv[2], m(x))\n"
+    )
+    for precision in ("fp32", "bf16"):
+        out = str(tmp_path / f"{precision}.npy")
+        _run_in_process(code, {"XSR4RS_PRECISION": precision}, test_model.path, out)
+    fp32, bf16 = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "bf16.npy")
+    rel = np.abs(bf16 - fp32).max() / np.abs(fp32).max()
+    assert 0 < rel < 0.03
+
+
+def test_bad_precision_is_reported():
+    code = (
+        "import numpy as np, xsr4rs\n"
+        "try:\n"
+        "    xsr4rs.load_model('bicubic')(np.zeros((1, 4, 4, 1), 'float32'))\n"
+        "except xsr4rs.ParameterError as e:\n"
+        "    print(e)\n"
+    )
+    out = _run_in_process(code, {"XSR4RS_PRECISION": "fp8"})
+    assert "XSR4RS_PRECISION='fp8' is not one of fp32, bf16" in out
