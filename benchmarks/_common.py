@@ -87,3 +87,14 @@ def report(name: str, rows: list[dict], extra: dict) -> Path:
 
 def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def sr4rs_like_flops(
+    h: int, w: int, *, bands: int = 4, filters: int = 64, blocks: int = 16
+) -> float:
+    """Floating-point operations (multiply and add counted apart) of `sr4rs_like` on h x w."""
+    f, b, px = filters, bands, h * w
+    lr = 2 * 81 * b * f + blocks * 2 * (2 * 9 * f * f) + 2 * 9 * f * 4 * f  # at LR resolution
+    x2 = 4 * (2 * 9 * f * 4 * f)  # second sub-pixel convolution, at x2
+    x4 = 16 * (2 * 9 * f * b)  # output convolution, at x4
+    return float(px * (lr + x2 + x4))
