@@ -1,6 +1,6 @@
 """Run the benchmark suite, one script after the other, and print where each table went.
 
-    python benchmarks/run_all.py            # pipeline, user loop, I/O floor, memory, model FLOP/s
+    python benchmarks/run_all.py            # pipeline, user loop, I/O floor, memory, FLOP/s, scaling
     python benchmarks/run_all.py --quick    # smaller inputs, for a check that all scripts run
 
 Each script prints its own table and writes benchmarks/results/NAME.json. They run one at a
@@ -22,6 +22,7 @@ SUITE = {
     "io_floor.py": ([], ["--crop", "800"]),
     "memory.py": ([], ["--sizes", "1024", "2048"]),
     "model_flops.py": ([], ["--repeat", "1"]),
+    "scaling.py": ([], ["--size", "512"]),
 }
 
 
