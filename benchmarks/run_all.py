@@ -1,7 +1,7 @@
 """Run the benchmark suite, one script after the other, and print where each table went.
 
-    python benchmarks/run_all.py            # pipeline, user loop, I/O floor, memory, FLOP/s, scaling
-    python benchmarks/run_all.py --quick    # smaller inputs, for a check that all scripts run
+    python benchmarks/run_all.py          # pipeline, loop, I/O floor, memory, FLOP/s, scaling
+    python benchmarks/run_all.py --quick  # smaller inputs, to check that all scripts run
 
 Each script prints its own table and writes benchmarks/results/NAME.json. They run one at a
 time because they measure time on the same cores. The tile- and chunk-size studies
