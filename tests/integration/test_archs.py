@@ -1,0 +1,28 @@
+"""Generator architectures: output scales, and receptive fields equal to measured halos."""
+
+import numpy as np
+import pytest
+
+import xsr4rs
+from xsr4rs.training.archs import ARCHITECTURES
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_outputs_and_receptive_field(name, tmp_path):
+    import keras
+
+    arch = ARCHITECTURES[name]
+    config = {"filters": 8, "blocks": 2}
+    net = arch.build(3, **config)
+    y1, y2, y4 = net(np.zeros((2, 10, 12, 3), "float32"))
+    assert (y1.shape, y2.shape, y4.shape) == ((2, 10, 12, 3), (2, 20, 24, 3), (2, 40, 48, 3))
+    product = keras.Model(net.input, net.outputs[-1])
+    handle = xsr4rs.export_model(product, tmp_path / name, scale=4, bands=3)
+    # the computed radius is what the export measured: the halo needs no guessing
+    assert handle.halo == arch.receptive_radius(**config)
+    assert handle.metadata.tensor_elements_per_pixel >= 8 * 16
+
+
+def test_default_radii():
+    assert ARCHITECTURES["sr4rs"].receptive_radius() == 37
+    assert ARCHITECTURES["light"].receptive_radius() == 15

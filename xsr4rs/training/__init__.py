@@ -1,0 +1,1 @@
+"""Training: network architectures (more to come: patch sampler, losses, training loop)."""

@@ -1,0 +1,137 @@
+"""Generator architectures in an explicit registry, with their receptive fields.
+
+Each builder returns a Keras 3 model mapping ``[batch, H, W, bands]`` (values already
+scaled for the network) to a list of outputs at x1, x2 and x4 (the SR4RS multi-scale
+outputs, MSG-GAN style); the last one is the product. ``receptive_radius`` gives, in input
+pixels, how far one input pixel can influence the product: the halo an export needs.
+Keras is imported inside the functions, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A generator family: how to build it and how far it sees."""
+
+    build: Callable[..., Any]
+    receptive_radius: Callable[..., int]
+    description: str
+
+
+def _layers():
+    """Custom layers (defined lazily so that Keras loads only when a network is built)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class EqualizedConv2D(keras.layers.Layer):
+        """Convolution with an equalised learning rate: N(0, 1) weights scaled by He's constant."""
+
+        def __init__(self, filters: int, kernel_size: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.filters, self.kernel_size = filters, kernel_size
+
+        def build(self, input_shape: Any) -> None:
+            fan_in = self.kernel_size**2 * input_shape[-1]
+            self.scale = math.sqrt(2.0 / fan_in)
+            self.kernel = self.add_weight(
+                shape=(self.kernel_size, self.kernel_size, input_shape[-1], self.filters),
+                initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                name="kernel",
+            )
+            self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+
+        def call(self, x: Any) -> Any:
+            return ops.conv(x, self.kernel * self.scale, padding="same") + self.bias
+
+        def get_config(self) -> dict:
+            return {
+                **super().get_config(),
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+            }
+
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class PixelNorm(keras.layers.Layer):
+        """Normalise each pixel's feature vector to unit mean square (Karras et al. 2018)."""
+
+        def call(self, x: Any) -> Any:
+            return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + 1e-8)
+
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class DepthToSpace(keras.layers.Layer):
+        """Sub-pixel upsampling: ``block**2`` feature maps become one map ``block`` times finer."""
+
+        def __init__(self, block: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.block = block
+
+        def call(self, x: Any) -> Any:
+            return ops.depth_to_space(x, self.block)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "block": self.block}
+
+    return keras, EqualizedConv2D, PixelNorm, DepthToSpace
+
+
+def build_sr4rs(bands: int, *, filters: int = 64, blocks: int = 16) -> Any:
+    """The SR4RS generator: 9x9 input convolution, residual blocks with pixel normalisation,
+    two x2 upsampling stages (nearest, then 3x3 convolution), outputs at x1, x2 and x4."""
+    keras, Conv, PixelNorm, _ = _layers()
+    act = keras.layers.LeakyReLU(0.2)
+    inp = keras.Input((None, None, bands), name="lr")
+    x = head = act(Conv(filters, 9)(inp))
+    for _ in range(blocks):
+        y = act(PixelNorm()(Conv(filters, 3)(x)))
+        y = PixelNorm()(Conv(filters, 3)(y))
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.Add()([x, head])
+    outputs = [Conv(bands, 1)(x)]
+    for _ in range(2):
+        x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+        x = act(PixelNorm()(Conv(filters, 3)(x)))
+        outputs.append(Conv(bands, 1)(x))
+    return keras.Model(inp, outputs, name=f"sr4rs_{filters}x{blocks}")
+
+
+def sr4rs_radius(*, filters: int = 64, blocks: int = 16) -> int:
+    """9x9 (4) + 2 per block + a 3x3 at x2 (1/2) + a 3x3 at x4 (1/4), rounded up."""
+    return math.ceil(4 + 2 * blocks + 1 / 2 + 1 / 4)
+
+
+def build_light(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
+    """A lighter generator for CPU training and fast inference: 3x3 convolutions,
+    plain residual blocks, sub-pixel (depth-to-space) x2 stages, outputs at x1, x2, x4."""
+    keras, Conv, _, DepthToSpace = _layers()
+
+    act = keras.layers.ReLU()
+    inp = keras.Input((None, None, bands), name="lr")
+    x = head = act(Conv(filters, 3)(inp))
+    for _ in range(blocks):
+        y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
+        x = keras.layers.Add()([x, y])
+    x = keras.layers.Add()([x, head])
+    outputs = [Conv(bands, 1)(x)]
+    for _ in range(2):
+        x = act(Conv(filters * 4, 3)(x))
+        x = DepthToSpace(2)(x)
+        outputs.append(Conv(bands, 1)(x))
+    return keras.Model(inp, outputs, name=f"light_{filters}x{blocks}")
+
+
+def light_radius(*, filters: int = 32, blocks: int = 6) -> int:
+    """3x3 (1) + 2 per block + a 3x3 at x1 (1) + a 3x3 at x2 (1/2), rounded up."""
+    return math.ceil(1 + 2 * blocks + 1 + 1 / 2)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "sr4rs": Architecture(build_sr4rs, sr4rs_radius, "SR4RS generator (64 filters, 16 blocks)"),
+    "light": Architecture(build_light, light_radius, "light generator (32 filters, 6 blocks)"),
+}
