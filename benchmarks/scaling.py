@@ -12,7 +12,6 @@ threaded run.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 import time
@@ -26,9 +25,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunk", type=int, default=256)
     args = p.parse_args()
-    from distributed import Client, LocalCluster
-
     import xsr4rs
+    from xsr4rs.cluster import local_cluster
     from xsr4rs.io import open_raster, write
 
     model = sr4rs_like(filters=32, blocks=6)
@@ -46,18 +44,8 @@ def main() -> None:
 
         rows.append({"scheduler": "threads (1 process)", "wall_s": timed()})
         for n in (1, 2):
-            threads = str(max(1, (os.cpu_count() or 1) // n))
-            with (
-                LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                    env={"XSR4RS_TF_THREADS": threads},
-                ) as cluster,
-                Client(cluster),
-            ):
+            with local_cluster(n):
+                threads = max(1, (os.cpu_count() or 1) // n)
                 rows.append(
                     {
                         "scheduler": f"{n} worker process(es), {threads} TF threads",

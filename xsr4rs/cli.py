@@ -239,35 +239,18 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
     if not args.workers and not args.scheduler:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
+    from xsr4rs.cluster import local_cluster
     from xsr4rs.tiling import check_positive_int
 
     if args.workers:
-        n = check_positive_int("--workers", args.workers)
-        # one TensorFlow thread pool per worker process, sized so that workers do not
-        # oversubscribe the cores
-        threads = str(max(1, (os.cpu_count() or 1) // n))
-        with (
-            LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-                env={
-                    "XSR4RS_TF_THREADS": os.environ.get("XSR4RS_TF_THREADS", threads),
-                    "XSR4RS_PRECISION": os.environ.get("XSR4RS_PRECISION", "fp32"),
-                },
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
-            yield client
+        context = local_cluster(check_positive_int("--workers", args.workers))
     else:
-        with Client(args.scheduler) as client:
-            print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
-            yield client
+        context = Client(args.scheduler)
+    with context as client:
+        print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        yield client
 
 
 def _info(args: argparse.Namespace) -> int:
