@@ -11,7 +11,7 @@ import rasterio
 from rasterio.windows import Window
 
 from xsr4rs.io import sample_scene_paths
-from xsr4rs.quicklook import stretch
+from xsr4rs.quicklook import stretch, write_png
 
 
 def main(upscaled: str, png: str, col: int = 1210, row: int = 700, size: int = 96) -> None:
@@ -30,19 +30,7 @@ def main(upscaled: str, png: str, col: int = 1210, row: int = 700, size: int = 9
     gap = np.full((3, both.shape[1], 8), 255, np.uint8)
     half = both.shape[2] // 2
     picture = np.concatenate([both[:, :, :half], gap, both[:, :, half:]], axis=2)
-    with (
-        rasterio.Env(GDAL_PAM_ENABLED="NO"),
-        rasterio.open(
-            png,
-            "w",
-            driver="PNG",
-            width=picture.shape[2],
-            height=picture.shape[1],
-            count=3,
-            dtype="uint8",
-        ) as dst,
-    ):
-        dst.write(picture)
+    write_png(picture, png)
 
 
 if __name__ == "__main__":

@@ -80,9 +80,9 @@ def open_raster(
         arrays.append(arr)
     da = arrays[0] if len(arrays) == 1 else _stack(arrays, paths, nodata is not None)
     if nodata is not None:
-        from xsr4rs.nodata import check_output_nodata
+        from xsr4rs.nodata import check_nodata
 
-        da = da.rio.write_nodata(check_output_nodata(da.dtype, nodata, "input"), encoded=False)
+        da = da.rio.write_nodata(check_nodata(da.dtype, nodata, "input"), encoded=False)
     if bands is not None:
         da = _select_bands(da, bands)
     return da

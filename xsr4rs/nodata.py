@@ -37,9 +37,7 @@ def fill_invalid(block: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.nd
     return out
 
 
-def check_output_nodata(
-    dtype: np.dtype, nodata: float | None, what: str = "output"
-) -> float | None:
+def check_nodata(dtype: np.dtype, nodata: float | None, what: str = "output") -> float | None:
     """Validate that ``nodata`` can be stored in ``dtype``; return it as a Python scalar."""
     if nodata is None:
         return None

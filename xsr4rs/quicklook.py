@@ -55,14 +55,16 @@ def quicklook(
         nodata = ds.nodata
     if data.size == 0:
         raise InputError(f"the window {window} is empty in {src}")
-    rgb = stretch(data, nodata)
+    write_png(stretch(data, nodata), png)
+
+
+def write_png(rgb: np.ndarray, png: str | os.PathLike[str]) -> None:
+    """Write a uint8 (band, y, x) array as a PNG, without GDAL's .aux.xml side file."""
+    import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
     profile = dict(driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a PNG has no georeferencing
         with rasterio.open(png, "w", dtype="uint8", **profile) as out:
             out.write(rgb)
-    aux = f"{os.fspath(png)}.aux.xml"
-    if os.path.exists(aux):
-        os.remove(aux)

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 import dask.array as dsa
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor used below)
@@ -16,7 +17,7 @@ from xsr4rs.engine import BlockSpec, map_model
 from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError, TileWarning
 from xsr4rs.geo import pixel_centres, upscaled_transform
 from xsr4rs.model.handle import SRModel, load_model
-from xsr4rs.nodata import check_output_nodata, is_nan
+from xsr4rs.nodata import check_nodata, is_nan
 from xsr4rs.tiling import check_positive_int, max_tile, merge_small_chunks, regular_chunks
 
 #: Default chunk (input pixels per side) when the input is not dask-backed: one default
@@ -130,7 +131,7 @@ def upscale(
         and np.issubdtype(out_dtype, np.floating)
     ):
         out_nodata = float("nan")
-    out_nodata = check_output_nodata(out_dtype, out_nodata)
+    out_nodata = check_nodata(out_dtype, out_nodata)
     fill_values = _fill(fill, meta.fill_values, n_bands)
 
     ychunks, xchunks = _chunk_plan(work, chunks, h)
@@ -148,8 +149,6 @@ def upscale(
         out_dtype=out_dtype.str,
         out_nodata=out_nodata,
     )
-    import dask
-
     annotations = dict(dask.get_annotations())
     if resources:
         annotations["resources"] = dict(resources)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from xsr4rs.exceptions import ParameterError
-from xsr4rs.nodata import check_output_nodata, fill_invalid, invalid_mask, to_output_dtype
+from xsr4rs.nodata import check_nodata, fill_invalid, invalid_mask, to_output_dtype
 
 
 def test_invalid_mask_any_band_and_nan():
@@ -42,9 +42,9 @@ def test_masked_pixels_become_nodata_and_valid_never_do():
     assert np.isnan(nan_out[0, 0, 0]) and not np.isnan(nan_out[0][~mask]).any()
 
 
-def test_check_output_nodata():
-    assert check_output_nodata(np.dtype("uint16"), 0.0) == 0
+def test_check_nodata():
+    assert check_nodata(np.dtype("uint16"), 0.0) == 0
     with pytest.raises(ParameterError, match="cannot store NaN"):
-        check_output_nodata(np.dtype("uint16"), float("nan"))
+        check_nodata(np.dtype("uint16"), float("nan"))
     with pytest.raises(ParameterError, match="does not fit"):
-        check_output_nodata(np.dtype("uint8"), -1)
+        check_nodata(np.dtype("uint8"), -1)
