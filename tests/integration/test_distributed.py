@@ -6,6 +6,7 @@ import rasterio
 
 import xsr4rs
 from xsr4rs.cli import main
+from xsr4rs.cluster import local_cluster
 from xsr4rs.io import open_raster, write
 
 
@@ -57,16 +58,9 @@ def test_local_cluster_output_identical(crop, tmp_path, capsys):
 
 
 def test_client_zarr_and_models_loaded_on_workers(crop, test_model, tmp_path):
-    from distributed import Client, LocalCluster
-
     da = open_raster(crop, bands=[1, 2, 3], chunks=64)
     expected = xsr4rs.upscale(da, test_model, dtype="float32").values
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(2) as client:
         out = xsr4rs.upscale(da, test_model, dtype="float32")
         write(out, tmp_path / "out.zarr")
         loaded = client.run(lambda: __import__("xsr4rs.model.handle").model.handle.loaded_models())
@@ -103,23 +97,13 @@ def _start_gpu_worker(address):
 
 @pytest.mark.parametrize("how", ["argument", "annotate"])
 def test_model_tasks_run_only_on_resource_workers(crop, tmp_path, how):
-    import logging
 
     import dask
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import get_task_stream
 
     da = open_raster(crop, chunks=64)
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        worker = _start_gpu_worker(cluster.scheduler_address)
+    with local_cluster(1) as client:
+        worker = _start_gpu_worker(client.scheduler.address)
         try:
             client.wait_for_workers(2, timeout=60)
             gpu = next(
@@ -145,27 +129,16 @@ def test_model_tasks_run_only_on_resource_workers(crop, tmp_path, how):
 
 def test_killed_worker_does_not_change_the_output(crop, test_model, tmp_path):
     """A worker process killed mid-run is replaced; the output is complete and identical."""
-    import logging
     import os
     import signal
     import threading
     import time
 
     import xarray as xr
-    from distributed import Client, LocalCluster
 
     da = open_raster(crop, bands=[1, 2, 3], chunks=24)
     expected = xsr4rs.upscale(da, test_model, dtype="float32").values
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(2) as client:
         pids = client.run(os.getpid)
         victim = next(iter(pids.values()))
 
