@@ -11,17 +11,49 @@ import numpy as np
 from xsr4rs.exceptions import InputError
 
 
-def stretch(values: np.ndarray, nodata: float | None = None, percentiles=(2, 98)) -> np.ndarray:
-    """uint8 (band, y, x) from a (band, y, x) array, each band stretched between percentiles."""
-    values = values.astype(np.float64)
+def _valid(values: np.ndarray, nodata: float | None) -> np.ndarray:
     valid = np.isfinite(values).all(axis=0)
     if nodata is not None and not np.isnan(nodata):
         valid &= ~(values == nodata).any(axis=0)
+    return valid
+
+
+def stretch_limits(
+    values: np.ndarray, nodata: float | None = None, percentiles=(2, 98)
+) -> np.ndarray:
+    """(band, 2) low and high percentiles of each band over the pixels valid in every band.
+
+    Bands without a valid pixel get the limits (0, 1).
+    """
+    values = values.astype(np.float64)
+    valid = _valid(values, nodata)
+    if not valid.any():
+        return np.tile([0.0, 1.0], (values.shape[0], 1))
+    return np.array([np.percentile(band[valid], percentiles) for band in values])
+
+
+def stretch(
+    values: np.ndarray,
+    nodata: float | None = None,
+    percentiles=(2, 98),
+    *,
+    limits: np.ndarray | None = None,
+) -> np.ndarray:
+    """uint8 (band, y, x) from a (band, y, x) array, each band stretched between percentiles.
+
+    ``limits`` ((band, 2) low and high values, e.g. `stretch_limits` of another image)
+    replaces the image's own percentiles, so that several pictures share one stretch.
+    Valid pixels map to 1..255; no-data is 0.
+    """
+    values = values.astype(np.float64)
+    valid = _valid(values, nodata)
     out = np.zeros(values.shape, dtype=np.uint8)
     if not valid.any():
         return out
+    if limits is None:
+        limits = stretch_limits(values, nodata, percentiles)
     for i, band in enumerate(values):
-        lo, hi = np.percentile(band[valid], percentiles)
+        lo, hi = limits[i]
         scaled = (band - lo) / max(hi - lo, 1e-12)
         out[i] = np.where(valid, np.clip(scaled * 254 + 1, 1, 255), 0).astype(np.uint8)
     return out
