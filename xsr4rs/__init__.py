@@ -6,6 +6,7 @@ imported only when a model is run or written.
 
 from xsr4rs import accessor as _accessor  # noqa: F401  (registers the .sr accessor)
 from xsr4rs._version import __version__
+from xsr4rs.evaluate import evaluate
 from xsr4rs.exceptions import (
     GeoreferenceWarning,
     HaloWarning,
@@ -18,9 +19,12 @@ from xsr4rs.exceptions import (
     XSRWarning,
 )
 from xsr4rs.model import ModelMetadata, SRModel, builtin_models, export_model, load_model
+from xsr4rs.scores import EvaluationReport
+from xsr4rs.training import train
 from xsr4rs.upscale import check_input, upscale
 
 __all__ = [
+    "EvaluationReport",
     "GeoreferenceWarning",
     "HaloWarning",
     "InputError",
@@ -35,7 +39,9 @@ __all__ = [
     "__version__",
     "builtin_models",
     "check_input",
+    "evaluate",
     "export_model",
     "load_model",
+    "train",
     "upscale",
 ]

@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a crop, in pixels of the raster",
     )
     ql.add_argument("--max-size", type=int, default=1024, help="longest side of the PNG")
+
+    from xsr4rs.cli_evaluate import add_evaluate_parser
+    from xsr4rs.cli_train import add_train_parser
+
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
     return p
 
 
@@ -121,7 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
         with _warnings_as_notes():
-            return {"upscale": _upscale, "info": _info, "quicklook": _quicklook}[args.command](args)
+            from xsr4rs.cli_evaluate import run_evaluate
+            from xsr4rs.cli_train import run_train
+
+            commands = {
+                "upscale": _upscale,
+                "info": _info,
+                "quicklook": _quicklook,
+                "train": run_train,
+                "evaluate": run_evaluate,
+            }
+            return commands[args.command](args)
     except XSRError as err:
         if args.debug:
             raise

@@ -33,16 +33,20 @@ def _layers():
     class EqualizedConv2D(keras.layers.Layer):
         """Convolution with an equalised learning rate: N(0, 1) weights scaled by He's constant."""
 
-        def __init__(self, filters: int, kernel_size: int, **kwargs: Any) -> None:
+        def __init__(
+            self, filters: int, kernel_size: int, zero_init: bool = False, **kwargs: Any
+        ) -> None:
             super().__init__(**kwargs)
-            self.filters, self.kernel_size = filters, kernel_size
+            self.filters, self.kernel_size, self.zero_init = filters, kernel_size, zero_init
 
         def build(self, input_shape: Any) -> None:
             fan_in = self.kernel_size**2 * input_shape[-1]
             self.scale = math.sqrt(2.0 / fan_in)
             self.kernel = self.add_weight(
                 shape=(self.kernel_size, self.kernel_size, input_shape[-1], self.filters),
-                initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                initializer="zeros"
+                if self.zero_init
+                else keras.initializers.RandomNormal(0.0, 1.0),
                 name="kernel",
             )
             self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
@@ -55,6 +59,7 @@ def _layers():
                 **super().get_config(),
                 "filters": self.filters,
                 "kernel_size": self.kernel_size,
+                "zero_init": self.zero_init,
             }
 
     @keras.saving.register_keras_serializable("xsr4rs")
@@ -79,6 +84,46 @@ def _layers():
             return {**super().get_config(), "block": self.block}
 
     return keras, EqualizedConv2D, PixelNorm, DepthToSpace
+
+
+def _extra_layers():
+    """Layers of the discriminator and of exported models (defined lazily, like `_layers`)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class MinibatchStddev(keras.layers.Layer):
+        """Append the batch's mean feature standard deviation as one more channel
+        (Karras et al. 2018): lets a discriminator see a lack of variety in a batch."""
+
+        def call(self, x: Any) -> Any:
+            std = ops.sqrt(ops.var(x, axis=0) + 1e-8)
+            mean = ops.mean(std)
+            return ops.concatenate([x, ops.ones_like(x[..., :1]) * mean], axis=-1)
+
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class BandAffine(keras.layers.Layer):
+        """``x * scale + offset`` per band, with constants (not weights): the scaling of
+        values into and out of a network, carried inside exported models."""
+
+        def __init__(self, scale: Any, offset: Any, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.scale_values = [float(v) for v in scale]
+            self.offset_values = [float(v) for v in offset]
+
+        def call(self, x: Any) -> Any:
+            scale = ops.convert_to_tensor(self.scale_values, dtype=x.dtype)
+            offset = ops.convert_to_tensor(self.offset_values, dtype=x.dtype)
+            return x * scale + offset
+
+        def get_config(self) -> dict:
+            return {
+                **super().get_config(),
+                "scale": self.scale_values,
+                "offset": self.offset_values,
+            }
+
+    return MinibatchStddev, BandAffine
 
 
 def build_sr4rs(bands: int, *, filters: int = 64, blocks: int = 16) -> Any:
@@ -107,8 +152,11 @@ def sr4rs_radius(*, filters: int = 64, blocks: int = 16) -> int:
 
 
 def build_light(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
-    """A lighter generator for CPU training and fast inference: 3x3 convolutions,
-    plain residual blocks, sub-pixel (depth-to-space) x2 stages, outputs at x1, x2, x4."""
+    """A lighter generator for CPU training and fast inference: 3x3 convolutions, residual
+    blocks scaled by 0.1 (EDSR), sub-pixel (depth-to-space) x2 stages, outputs at x1, x2,
+    x4. Each output adds a correction to the input repeated to its scale (nearest
+    neighbour, which widens no receptive field), and the corrections start at zero: an
+    untrained network is the nearest-neighbour upscaling, training learns the detail."""
     keras, Conv, _, DepthToSpace = _layers()
 
     act = keras.layers.ReLU()
@@ -116,19 +164,68 @@ def build_light(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
     x = head = act(Conv(filters, 3)(inp))
     for _ in range(blocks):
         y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
-        x = keras.layers.Add()([x, y])
+        x = keras.layers.Add()([x, keras.layers.Rescaling(0.1)(y)])
     x = keras.layers.Add()([x, head])
-    outputs = [Conv(bands, 1)(x)]
-    for _ in range(2):
+
+    def product(features: Any, factor: int) -> Any:
+        base = inp if factor == 1 else keras.layers.UpSampling2D(factor)(inp)
+        correction = Conv(bands, 1, zero_init=True)(features)
+        return keras.layers.Add()([base, correction])
+
+    outputs = [product(x, 1)]
+    for level in (2, 4):
         x = act(Conv(filters * 4, 3)(x))
         x = DepthToSpace(2)(x)
-        outputs.append(Conv(bands, 1)(x))
+        outputs.append(product(x, level))
     return keras.Model(inp, outputs, name=f"light_{filters}x{blocks}")
 
 
 def light_radius(*, filters: int = 32, blocks: int = 6) -> int:
     """3x3 (1) + 2 per block + a 3x3 at x1 (1) + a 3x3 at x2 (1/2), rounded up."""
     return math.ceil(1 + 2 * blocks + 1 + 1 / 2)
+
+
+def build_discriminator(bands: int, *, filters: int = 32, levels: int = 3) -> Any:
+    """The multi-scale (MSG-GAN) discriminator matching the generators' x1, x2, x4 outputs.
+
+    Takes ``[x4, x2, x1]`` images (finest first); each coarser image is concatenated to the
+    features once they reach its resolution. Ends with minibatch standard deviation, a 3x3
+    convolution, global averaging and one linear score per image.
+    """
+    keras, Conv, _, _ = _layers()
+    MinibatchStddev, _ = _extra_layers()
+    act = keras.layers.LeakyReLU(0.2)
+    inputs = [
+        keras.Input((None, None, bands), name=f"x{2 ** (levels - 1 - i)}") for i in range(levels)
+    ]
+    x = act(Conv(filters, 1)(inputs[0]))
+    for i in range(levels):
+        width = filters * 2 ** min(i, 3)
+        if i:
+            x = keras.layers.Concatenate()([x, inputs[i]])
+        x = act(Conv(width, 3)(x))
+        x = act(Conv(width, 3)(x))
+        x = keras.layers.AveragePooling2D(2)(x)
+    x = MinibatchStddev()(x)
+    x = act(Conv(filters * 4, 3)(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x), name=f"discriminator_{filters}")
+
+
+def wrap_for_export(generator: Any, offset: Any, scale: Any) -> Any:
+    """A model taking values in the data's units to the product (last output) in the same
+    units: ``(x - offset) / scale`` in, ``y * scale + offset`` out."""
+    import keras
+
+    _, BandAffine = _extra_layers()
+    bands = generator.input.shape[-1]
+    inp = keras.Input((None, None, bands), name="image")
+    x = BandAffine([1 / s for s in scale], [-o / s for o, s in zip(offset, scale, strict=True)])(
+        inp
+    )
+    y = generator(x)
+    y = y[-1] if isinstance(y, list | tuple) else y
+    return keras.Model(inp, BandAffine(list(scale), list(offset))(y), name=generator.name)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
