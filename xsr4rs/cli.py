@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser(
         "upscale",
-        usage="xsr4rs upscale INPUT... OUTPUT --model MODEL [options]",
+        usage="xsr4rs upscale INPUT... OUTPUT [--model MODEL] [options]",
         help="super-resolve a raster and write a GeoTIFF, COG or zarr",
         description=(
             "Super-resolve INPUT (one raster, or several single-band files stacked in the given "
@@ -43,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--model",
         "-m",
-        required=True,
-        help="SavedModel directory or built-in name (bicubic, nearest, bicubic-x2, nearest-x2)",
+        default="s2-rgbn-x4",
+        help=(
+            "SavedModel directory or built-in name: s2-rgbn-x4 (the default: Sentinel-2 "
+            "B04, B03, B02, B08 at 10 m to 2.5 m), bicubic, nearest, bicubic-x2, nearest-x2"
+        ),
     )
     up.add_argument(
         "--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions"

@@ -8,9 +8,10 @@ from xsr4rs.cli import main
 
 
 @pytest.mark.slow
-def test_sample_scene_bicubic_cog(s2_paths, tmp_path, capsys):
+def test_sample_scene_default_model_cog(s2_paths, tmp_path, capsys):
+    """The README's main command: no --model, so the shipped Sentinel-2 model runs."""
     out = tmp_path / "s2_x4.tif"
-    assert main(["upscale", "sample:s2", str(out), "--model", "bicubic", "--cog"]) == 0
+    assert main(["upscale", "sample:s2", str(out), "--cog"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s2_x4.tif"]
     with rasterio.open(s2_paths[0]) as src, rasterio.open(out) as dst:
         assert (dst.width, dst.height, dst.count) == (7732, 7788, 4)
@@ -20,7 +21,7 @@ def test_sample_scene_bicubic_cog(s2_paths, tmp_path, capsys):
         assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert dst.overviews(1) == [2, 4, 8, 16]
         assert dst.descriptions == ("s2_B04", "s2_B03", "s2_B02", "s2_B08")
-        # spot check: a 4x4 block average of bicubic is close to the input pixel
+        # spot check: a 4x4 block average of the output is close to the input pixel
         win = rasterio.windows.Window(800, 900, 64, 64)
         lo = src.read(1, window=win).astype(float)
         hi = dst.read(1, window=rasterio.windows.Window(3200, 3600, 256, 256)).astype(float)

@@ -19,6 +19,7 @@ from affine import Affine
 
 from xsr4rs.degrade import degrade
 from xsr4rs.exceptions import InputError
+from xsr4rs.io import open_raster
 from xsr4rs.training import ConfigError, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,6 +157,8 @@ def test_paired_run_on_files_with_different_pixel_sizes(pair, tmp_path):
             "patch": 16,
             "batch_size": 4,
             "val_block": 32,
+            "cache": "off",  # every patch reads its windows from the files
+            "sampling": "grid",
         },
         "run": {"out": str(run), "steps": 6, "steps_per_epoch": 3},
     }
@@ -242,9 +245,12 @@ def test_kill_9_and_resume_continues_at_the_same_step(s2_paths, tmp_path):
 
 
 def test_resuming_with_another_configuration_is_refused(s2_paths, tmp_path):
-    cfg = wald(s2_paths, tmp_path / "run", steps=2, export=False)
-    cfg["data"].update(patch=16, batch_size=2)
+    """Here from Python, with a lazy DataArray as the training image."""
+    image = open_raster(s2_paths).isel(x=slice(0, 640), y=slice(0, 640))
+    cfg = wald([], tmp_path / "run", steps=2, export=False)
+    cfg["data"].update(images=[image], patch=16, batch_size=2)
     train(cfg, progress=False)
+    assert "<DataArray" in (tmp_path / "run" / "config.yaml").read_text()
     cfg["run"]["steps"] = 3  # allowed
     assert train(cfg, progress=False).step == 3
     cfg["data"]["patch"] = 24
@@ -395,3 +401,24 @@ def test_vgg_loss_from_a_weight_file_and_fine_tuning(s2_paths, tmp_path):
     bad["run"] = {**tuned["run"], "out": str(tmp_path / "bad")}
     with pytest.raises(ConfigError, match="set model.arch/filters/blocks to match"):
         train(bad, progress=False)
+
+
+def test_grid_sampling_visits_every_window_once_per_pass(s2_paths):
+    from xsr4rs.training.sampler import PatchSampler, make_sources
+
+    crop = open_raster(s2_paths).isel(x=slice(0, 256), y=slice(0, 256))
+    sampler = PatchSampler(
+        make_sources(images=[crop], scale=4),
+        patch=8,
+        batch_size=4,
+        sampling="grid",
+        val_fraction=0.25,
+        val_block=16,
+        cache=True,
+    )
+    n = len(sampler._grid)
+    assert n > 10
+    patches = {sampler.sample(k)[1].tobytes() for k in range(n)}
+    assert len(patches) == n  # one pass: each grid window once
+    val = [w for s in sampler.sources for w in s.val_blocks]
+    assert not any(w.grow(2).intersects(v) for _, w in sampler._grid for v in val)

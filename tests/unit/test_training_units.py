@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from affine import Affine
@@ -159,3 +161,11 @@ def test_losses_known_values():
     assert float(d) == 0.0 and float(g) == 1.0
     d, g = L.gan_losses(real, fake, "wgan-gp", relativistic=False)
     assert float(d) == -1.0 and float(g) == 0.0
+
+
+def test_training_guide_documents_every_key():
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    for section, cls in cfg.SECTIONS.items():
+        assert f"### `{section}`" in guide
+        for f in cls.__dataclass_fields__:
+            assert f"| `{f}` |" in guide, f"{section}.{f} is missing from docs/training.md"

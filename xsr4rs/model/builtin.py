@@ -35,13 +35,24 @@ _ALIASES = {"nearest": "nearest-x4", "bicubic": "bicubic-x4"}
 _HALO = {"nearest": 0, "bicubic": 2}
 
 
+#: Trained models shipped inside the package (folder ``xsr4rs/models/NAME``).
+PACKAGED = ("s2-rgbn-x4",)
+#: The model ``xsr4rs upscale`` uses when no ``--model`` is given.
+DEFAULT_MODEL = "s2-rgbn-x4"
+
+
 def builtin_models() -> list[str]:
     """Names accepted wherever a model is expected (aliases included)."""
-    return sorted(_SPECS) + sorted(_ALIASES)
+    return list(PACKAGED) + sorted(_SPECS) + sorted(_ALIASES)
 
 
 def is_builtin(name: str) -> bool:
-    return name in _SPECS or name in _ALIASES
+    return name in _SPECS or name in _ALIASES or name in PACKAGED
+
+
+def packaged_path(name: str) -> Path:
+    """Folder of a model shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "models" / name
 
 
 def cache_dir() -> Path:
@@ -73,6 +84,8 @@ def keys_weights(scale: int, a: float = -0.5) -> np.ndarray:
 
 def builtin_path(name: str) -> str:
     """Path of the built-in model ``name``, writing it into the cache on first use."""
+    if name in PACKAGED:
+        return str(packaged_path(name))
     name = _ALIASES.get(name, name)
     kind, scale = _SPECS[name]
     path = cache_dir() / f"{name}-v{_VERSION}"

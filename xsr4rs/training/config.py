@@ -153,10 +153,32 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+        """Sections as plain dicts (values as given: paths, or DataArrays from Python)."""
+        return {
+            name: {f.name: getattr(getattr(self, name), f.name) for f in dataclasses.fields(cls)}
+            for name, cls in SECTIONS.items()
+        }
+
+    def plain(self) -> dict[str, dict[str, Any]]:
+        """`to_dict` with DataArrays replaced by a one-line description (for YAML and
+        for comparing a resumed run's configuration with the saved one)."""
+        return _plain(self.to_dict())
 
     def flat(self) -> dict[str, Any]:
-        return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
+        return {f"{s}.{k}": v for s, d in self.plain().items() for k, v in d.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "dims") and hasattr(value, "sizes"):  # an xarray object
+        sizes = ", ".join(f"{d}: {n}" for d, n in value.sizes.items())
+        return f"<DataArray {value.name or ''} ({sizes})>"
+    return value
 
 
 def _kind_ok(value: Any, hint: Any) -> bool:
@@ -307,7 +329,7 @@ def load(
 def dump(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(cfg.plain(), sort_keys=False))
 
 
 def describe() -> str:

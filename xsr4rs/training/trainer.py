@@ -54,7 +54,7 @@ def train(
     if isinstance(config, dict):
         cfg = config_mod.from_dict(config)
     elif isinstance(config, TrainConfig):
-        cfg = config_mod.from_dict(config.to_dict())
+        cfg = config_mod.from_dict(config.to_dict())  # validated again
     else:
         cfg = config_mod.load(config)
     return _Run(cfg, progress=progress).run(stop_after)
@@ -68,6 +68,7 @@ class _Run:
         from xsr4rs._tf import import_tf
 
         self.cfg, self.progress = cfg, progress
+        self._shown = 0.0  # when the progress line was last written
         self.tf = tf = import_tf()
         import keras
 
@@ -459,8 +460,10 @@ class _Run:
         return self.arch.receptive_radius(**self._arch_kwargs())
 
     def _progress(self, step, start, total, t0, values, validation) -> None:  # noqa: ANN001
-        if not self.progress:
+        now = time.perf_counter()
+        if not self.progress or (now - self._shown < 0.5 and step < total):
             return
+        self._shown = now
         rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
         eta = (total - step) / rate if rate > 0 else math.inf
         losses = "  ".join(
@@ -583,7 +586,7 @@ class _Run:
                     "gan_type": cfg.loss.gan_type if self.gan else None,
                     "ema": cfg.optim.ema,
                     "validation": validation or {},
-                    "config": cfg.to_dict(),
+                    "config": cfg.plain(),
                 },
                 "scaling": self.scaling,
             },
