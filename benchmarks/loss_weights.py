@@ -21,6 +21,7 @@ CONFIGS = {
     "l2": {"l1": 0.0, "l2": 1.0},
     "l1+consistency 0.5": {"l1": 1.0, "consistency": 0.5},
     "l1+sam 0.1": {"l1": 1.0, "sam": 0.1},
+    "l1+sam 1": {"l1": 1.0, "sam": 1.0},
     "l1+wgan-gp 0.01": {"l1": 1.0, "gan": 0.01, "gan_type": "wgan-gp"},
     "l1+ralsgan 0.01": {"l1": 1.0, "gan": 0.01, "gan_type": "lsgan", "relativistic": True},
 }

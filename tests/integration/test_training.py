@@ -422,3 +422,22 @@ def test_grid_sampling_visits_every_window_once_per_pass(s2_paths):
     assert len(patches) == n  # one pass: each grid window once
     val = [w for s in sampler.sources for w in s.val_blocks]
     assert not any(w.grow(2).intersects(v) for _, w in sampler._grid for v in val)
+
+
+def test_augmented_patches_stay_valid_pairs(s2_paths):
+    """Flipped, rotated and brightened patches: the LR is still the degraded HR."""
+    from xsr4rs.training.sampler import PatchSampler, make_sources
+
+    crop = open_raster(s2_paths).isel(x=slice(0, 512), y=slice(0, 512))
+    kw = {"patch": 16, "batch_size": 8, "val_block": 32, "cache": True}
+    sources = make_sources(images=[crop], scale=4)
+    plain = PatchSampler(sources, **kw).batch(3)
+    augmented = PatchSampler(sources, flips=True, gain=(0.5, 2.0), **kw).batch(3)
+    assert not np.allclose(plain.hr, augmented.hr)
+    for lr, hr in zip(augmented.lr, augmented.hr, strict=True):
+        again = degrade(np.moveaxis(hr, -1, 0), 4)
+        np.testing.assert_allclose(
+            again[:, 2:-2, 2:-2], np.moveaxis(lr, -1, 0)[:, 2:-2, 2:-2], rtol=1e-4
+        )
+    ratios = augmented.hr.mean(axis=(1, 2, 3)) / plain.hr.mean(axis=(1, 2, 3))
+    assert ratios.min() < 0.95 or ratios.max() > 1.05  # some gain moved the brightness

@@ -44,6 +44,10 @@ class DataConfig:
     batch_size: int = _k(8, "patches per step (over all devices)")
     sampling: str = _k("random", "patch windows: random, or a regular grid", ("random", "grid"))
     max_nodata: float = _k(0.1, "skip patches with a larger fraction of no-data pixels")
+    flips: bool = _k(False, "augment: random flips and 90-degree rotations of patches")
+    gain: list | None = _k(
+        None, "augment: [low, high] range of a random brightness gain per patch (log-uniform)"
+    )
     val_fraction: float = _k(0.2, "share of spatial blocks kept for validation")
     val_block: int = _k(64, "side of the validation blocks in LR pixels")
     max_val_blocks: int = _k(16, "validation blocks used at most")
@@ -253,6 +257,12 @@ def _check(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be >= 1, got {v}")
     if d.scale is not None and d.scale < 1:
         raise ConfigError(f"data.scale must be >= 1, got {d.scale}")
+    if d.gain is not None and (
+        len(d.gain) != 2
+        or not all(isinstance(v, int | float) for v in d.gain)
+        or not 0 < d.gain[0] <= d.gain[1]
+    ):
+        raise ConfigError(f"data.gain must be [low, high] with 0 < low <= high, got {d.gain}")
     if not 0 <= d.max_nodata <= 1 or not 0 <= d.val_fraction < 1:
         raise ConfigError("data.max_nodata must be in 0..1 and data.val_fraction in 0..1 (<1)")
     if not 0 <= r.pretrain_steps <= r.steps:

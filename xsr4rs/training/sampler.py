@@ -285,8 +285,11 @@ class PatchSampler:
         val_block: int = 64,
         max_val_blocks: int = 16,
         cache: bool = False,
+        flips: bool = False,
+        gain: tuple[float, float] | None = None,
     ) -> None:
         self.sources, self.patch, self.batch_size, self.seed = sources, patch, batch_size, seed
+        self.flips, self.gain = flips, gain
         self.sampling, self.max_nodata = sampling, max_nodata
         self.skipped = 0
         self.fill: np.ndarray | None = None
@@ -352,12 +355,33 @@ class PatchSampler:
             s = self.scale
             bad = hr_bad | np.repeat(np.repeat(lr_bad, s, 0), s, 1)
             if bad.mean() <= self.max_nodata:
+                if self.flips or self.gain:
+                    lr, hr, lr_bad, bad = self._augment(k, lr, hr, lr_bad, bad)
                 return self._finish(lr, hr, lr_bad, bad)
             self.skipped += 1
         raise InputError(
             f"1000 patches in a row had more than {self.max_nodata:.0%} no-data pixels: "
             "raise data.max_nodata or check the no-data value"
         )
+
+    def _augment(self, k: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Training patch ``k`` flipped and rotated by multiples of 90 degrees (the same for
+        LR, HR and masks, so the geometry holds) and multiplied by one random gain (a
+        brightness change that the degradation, being linear, commutes with)."""
+        rng = np.random.default_rng([self.seed, 5, k])
+        lr, hr, lr_bad, bad = arrays
+        if self.flips:
+            turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+
+            def move(a: np.ndarray) -> np.ndarray:
+                a = np.rot90(a, turns, axes=(-2, -1))
+                return np.ascontiguousarray(a[..., ::-1] if flip else a)
+
+            lr, hr, lr_bad, bad = (move(a) for a in (lr, hr, lr_bad, bad))
+        if self.gain:
+            g = np.float32(np.exp(rng.uniform(np.log(self.gain[0]), np.log(self.gain[1]))))
+            lr, hr = lr * g, hr * g
+        return lr, hr, lr_bad, bad
 
     def _finish(self, lr, hr, lr_bad, bad) -> tuple[np.ndarray, ...]:  # noqa: ANN001
         fill = self.fill if self.fill is not None else np.zeros(lr.shape[0], np.float32)

@@ -105,6 +105,8 @@ class _Run:
             val_block=d.val_block,
             max_val_blocks=d.max_val_blocks,
             cache=self.cached,
+            flips=d.flips,
+            gain=tuple(d.gain) if d.gain else None,
         )
         self.scale, self.bands = self.sampler.scale, self.sampler.bands
         self.band_names = self._band_names(sources)
