@@ -120,10 +120,22 @@ def _elements_per_pixel(keras_model: Any, bands: int) -> float | None:
     import numpy as np
 
     try:
-        outputs = [layer.output for layer in keras_model.layers]
+        # a nested model (e.g. a generator wrapped with its scaling) is measured on its own,
+        # at the resolution of the outer input
+        nested = [
+            _elements_per_pixel(layer, layer.input.shape[-1])
+            for layer in keras_model.layers
+            if isinstance(layer, keras.Model)
+        ]
+        outputs = keras.tree.flatten(
+            [layer.output for layer in keras_model.layers if not isinstance(layer, keras.Model)]
+        )
         probe = keras.Model(keras_model.input, outputs)
         values = probe(np.zeros((1, 16, 16, bands), dtype="float32"))
     except Exception:
         return None
     values = values if isinstance(values, list | tuple) else [values]
-    return max(float(np.prod(v.shape[1:])) for v in values) / 256
+    sizes = [float(np.prod(v.shape[1:])) / 256 for v in values]
+    if any(n is None for n in nested):
+        return None
+    return max(sizes + nested)
