@@ -56,6 +56,11 @@ def add_train_parser(sub: Any) -> None:
     for flag, key, kind, text in _FLAGS:
         meta = key.split(".")[1].upper()
         p.add_argument(flag, type=kind, dest=key, metavar=meta, help=f"{text} ({key})")
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="train nothing: export the run's last checkpoint to RUN_DIR/model",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not show the progress line")
 
 
@@ -76,7 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.image:
         overrides["data.images"] = [_one(paths) for paths in args.image]
     cfg = config_mod.load(args.config, overrides)
-    result = train(cfg, progress=not args.no_progress)
+    result = train(cfg, progress=not args.no_progress, export_only=args.export_only)
     v = result.validation
     if v:
         print(

@@ -253,6 +253,9 @@ def test_resuming_with_another_configuration_is_refused(s2_paths, tmp_path):
     assert "<DataArray" in (tmp_path / "run" / "config.yaml").read_text()
     cfg["run"]["steps"] = 3  # allowed
     assert train(cfg, progress=False).step == 3
+    exported = train(cfg, progress=False, export_only=True)  # on demand
+    assert exported.model_path == tmp_path / "run" / "model" and exported.step == 3
+    assert "psnr" in exported.validation
     cfg["data"]["patch"] = 24
     with pytest.raises(ConfigError, match=r"data.patch: 16 -> 24"):
         train(cfg, progress=False)

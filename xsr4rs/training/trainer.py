@@ -42,6 +42,7 @@ def train(
     *,
     progress: bool = True,
     stop_after: int | None = None,
+    export_only: bool = False,
 ) -> TrainResult:
     """Train a generator as ``config`` says and export it to ``RUN_DIR/model``.
 
@@ -49,7 +50,8 @@ def train(
     the run folder has checkpoints the run resumes from the last one (the configuration
     must then be the same, except the keys in `xsr4rs.training.config.RESUMABLE`).
     ``stop_after`` ends the process's work after that many steps (with a checkpoint),
-    as an interruption would.
+    as an interruption would. ``export_only`` trains nothing: it exports the last
+    checkpoint of the run to ``RUN_DIR/model`` (on demand, e.g. during a long run).
     """
     if isinstance(config, dict):
         cfg = config_mod.from_dict(config)
@@ -57,7 +59,10 @@ def train(
         cfg = config_mod.from_dict(config.to_dict())  # validated again
     else:
         cfg = config_mod.load(config)
-    return _Run(cfg, progress=progress).run(stop_after)
+    run = _Run(cfg, progress=progress)
+    if export_only:
+        return run.export_checkpoint()
+    return run.run(stop_after)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,6 +557,17 @@ class _Run:
             rgb = stretch(np.moveaxis(img[0], -1, 0)[:3], limits=limits)
             rgb = np.moveaxis(rgb if rgb.shape[0] == 3 else np.repeat(rgb[:1], 3, 0), 0, -1)
             self.tf.summary.image(f"preview/{name}", rgb[None], step=step)
+
+    def export_checkpoint(self) -> TrainResult:
+        """Export the last checkpoint, with validation scores computed now."""
+        from xsr4rs.exceptions import InputError
+
+        if self.resumed_from is None:
+            raise InputError(f"{self.ckpt_dir} holds no checkpoint to export: train first")
+        validation = self._validate(self.resumed_from)
+        path = self.export(self.dir / "model", validation)
+        self._say(f"exported step {self.resumed_from} to {path}")
+        return TrainResult(self.dir, self.resumed_from, path, False, validation)
 
     # -- export ---------------------------------------------------------------------------------
     def export(self, path: Path, validation: dict[str, float] | None = None) -> Path:
