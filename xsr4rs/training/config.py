@@ -122,6 +122,9 @@ class RunConfig:
     description: str | None = _k(None, "description of the exported model")
 
 
+#: The weighted loss terms of the generator (keys of the ``loss`` section).
+LOSS_TERMS = ("l1", "l2", "vgg", "gan", "sam", "consistency")
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
@@ -267,10 +270,10 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("data.max_nodata must be in 0..1 and data.val_fraction in 0..1 (<1)")
     if not 0 <= r.pretrain_steps <= r.steps:
         raise ConfigError(f"run.pretrain_steps must be in 0..run.steps ({r.steps})")
-    for key in ("l1", "l2", "vgg", "gan", "sam", "consistency", "gp_weight", "drift"):
+    for key in (*LOSS_TERMS, "gp_weight", "drift"):
         if getattr(lo, key) < 0:
             raise ConfigError(f"loss.{key} must be >= 0, got {getattr(lo, key)}")
-    if lo.l1 + lo.l2 + lo.vgg + lo.gan + lo.sam + lo.consistency == 0:
+    if sum(getattr(lo, k) for k in LOSS_TERMS) == 0:
         raise ConfigError("all loss weights are 0: set loss.l1 (or another loss) above 0")
     if lo.vgg > 0 and not lo.vgg_weights:
         raise ConfigError(

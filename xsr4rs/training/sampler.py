@@ -45,7 +45,6 @@ class Source:
     name: str
     hr_nodata: float | None = None
     lr_nodata: float | None = None
-    train_blocks: list[Window] = field(default_factory=list)
     val_blocks: list[Window] = field(default_factory=list)
 
     @property
@@ -90,6 +89,11 @@ class Source:
         )
 
 
+def _joint_invalid(lr_bad: np.ndarray, hr_bad: np.ndarray, scale: int) -> np.ndarray:
+    """HR-grid mask of pixels that are no-data in the HR or under a no-data LR pixel."""
+    return hr_bad | np.repeat(np.repeat(lr_bad, scale, 0), scale, 1)
+
+
 def _fill_mean(values: np.ndarray, invalid: np.ndarray) -> np.ndarray:
     """``values`` with invalid pixels set to the band's mean over the valid ones (or 0)."""
     if not invalid.any():
@@ -126,13 +130,13 @@ def _read_clamped(da: xr.DataArray, win: Window) -> np.ndarray:
 
 def _as_array(src: Any, bands: Sequence[int | str] | None, nodata: float | None) -> xr.DataArray:
     """A (band, y, x) DataArray from paths (read lazily, window by window) or a DataArray."""
-    from xsr4rs.io import open_raster
+    from xsr4rs.io import _select_bands, open_raster
 
     if isinstance(src, xr.DataArray):
         da = src if src.ndim == 3 else src.expand_dims("band")
         if nodata is not None:
             da = da.rio.write_nodata(nodata, encoded=False)
-        return da.isel(band=[int(b) - 1 for b in bands]) if bands else da
+        return _select_bands(da, bands) if bands else da
     return open_raster(src, bands=bands, chunks=512, nodata=nodata)
 
 
@@ -298,10 +302,8 @@ class PatchSampler:
                 s.hr = s.hr.load()
                 s.lr = s.lr.load() if s.lr is not None else None
         for i, s in enumerate(sources):
-            s.train_blocks, s.val_blocks = split_blocks(
-                s.geometry.extent, val_block, val_fraction, seed + i, patch
-            )
-            s.val_blocks = s.val_blocks[:max_val_blocks]
+            _, val = split_blocks(s.geometry.extent, val_block, val_fraction, seed + i, patch)
+            s.val_blocks = val[:max_val_blocks]
         area = [s.geometry.extent.height * s.geometry.extent.width for s in sources]
         self._weights = np.asarray(area, dtype=float) / sum(area)
         if all(
@@ -331,12 +333,15 @@ class PatchSampler:
     def scale(self) -> int:
         return self.sources[0].scale
 
-    def _draw(self, rng: np.random.Generator, k: int) -> tuple[int, Window]:
-        if self.sampling == "grid":
-            n = len(self._grid)
-            epoch, pos = divmod(k, n)
-            order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
-            return self._grid[order[pos]]
+    def _grid_window(self, k: int) -> tuple[int, Window]:
+        """Item ``k`` of the grid windows visited pass after pass, each in a seeded order."""
+        n = len(self._grid)
+        epoch, pos = divmod(k, n)
+        order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
+        return self._grid[order[pos]]
+
+    def _random_window(self, rng: np.random.Generator) -> tuple[int, Window]:
+        """A source (chosen by area) and a random training window in it."""
         while True:
             i = int(rng.choice(len(self.sources), p=self._weights))
             s = self.sources[i]
@@ -344,16 +349,15 @@ class PatchSampler:
             if w is not None:
                 return i, w
 
-    def sample(self, k: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, ...]:
-        """Patch number ``k`` of the run (or a random one from ``rng``), skipping no-data."""
+    def sample(self, k: int) -> tuple[np.ndarray, ...]:
+        """Patch number ``k`` of the run, skipping patches with too much no-data."""
         for attempt in range(1000):
             if self.sampling == "grid":
-                i, w = self._draw(rng, k + attempt * 7919)
+                i, w = self._grid_window(k + attempt * 7919)
             else:
-                i, w = self._draw(rng or np.random.default_rng([self.seed, 3, k, attempt]), k)
+                i, w = self._random_window(np.random.default_rng([self.seed, 3, k, attempt]))
             lr, hr, lr_bad, hr_bad = self.sources[i].read(w)
-            s = self.scale
-            bad = hr_bad | np.repeat(np.repeat(lr_bad, s, 0), s, 1)
+            bad = _joint_invalid(lr_bad, hr_bad, self.scale)
             if bad.mean() <= self.max_nodata:
                 if self.flips or self.gain:
                     lr, hr, lr_bad, bad = self._augment(k, lr, hr, lr_bad, bad)
@@ -404,7 +408,7 @@ class PatchSampler:
         for s in self.sources:
             for w in s.val_blocks:
                 lr, hr, lr_bad, hr_bad = s.read(w)
-                bad = hr_bad | np.repeat(np.repeat(lr_bad, s.scale, 0), s.scale, 1)
+                bad = _joint_invalid(lr_bad, hr_bad, s.scale)
                 if bad.mean() > 0.5:
                     continue
                 out.append(Batch(*(a[None] for a in self._finish(lr, hr, lr_bad, bad))))
@@ -417,7 +421,7 @@ class PatchSampler:
         values = []
         for _ in range(n):
             i, w = (
-                self._draw(rng, 0)
+                self._random_window(rng)
                 if self.sampling != "grid"
                 else self._grid[int(rng.integers(len(self._grid)))]
             )

@@ -212,7 +212,7 @@ class _Run:
         return meta
 
     def _build(self) -> None:
-        from xsr4rs.training.archs import ARCHITECTURES, build_discriminator
+        from xsr4rs.training.archs import ARCHITECTURES, build_discriminator, wrap_for_export
         from xsr4rs.training.losses import VGGFeatures
 
         tf, keras, cfg = self.tf, self.keras, self.cfg
@@ -263,6 +263,12 @@ class _Run:
                 self._load_exported_weights()
             if self.ema is not None:
                 self.ema.set_weights(self.gen.get_weights())
+        # the (EMA) generator between the scalings: validated, previewed and exported
+        self.product = wrap_for_export(
+            self.ema if self.ema is not None else self.gen,
+            self.scaling["offset"],
+            self.scaling["factor"],
+        )
 
     def _load_exported_weights(self) -> None:
         meta = self._init_metadata()
@@ -450,7 +456,7 @@ class _Run:
             "losses         "
             + ", ".join(
                 f"{k} {getattr(cfg.loss, k)}"
-                for k in ("l1", "l2", "vgg", "gan", "sam", "consistency")
+                for k in config_mod.LOSS_TERMS
                 if getattr(cfg.loss, k) > 0
             )
             + (f" ({cfg.loss.gan_type})" if self.gan else ""),
@@ -490,14 +496,8 @@ class _Run:
         sys.stderr.flush()
 
     def _predict(self, lr: np.ndarray) -> np.ndarray:
-        """The product of the EMA generator (or the generator) in the data's units."""
-        model = self.ema if self.ema is not None else self.gen
-        x = (lr - self.scaling_np("offset")) / self.scaling_np("factor")
-        y = model(x, training=False)[-1]
-        return np.asarray(y) * self.scaling_np("factor") + self.scaling_np("offset")
-
-    def scaling_np(self, key: str) -> np.ndarray:
-        return np.asarray(self.scaling[key], np.float32)
+        """The product in the data's units: what the exported model computes."""
+        return np.asarray(self.product(lr, training=False))
 
     def _bicubic(self, lr: np.ndarray) -> np.ndarray:
         h, w = lr.shape[1] * self.scale, lr.shape[2] * self.scale
@@ -528,7 +528,8 @@ class _Run:
                 )
                 if self.bands > 1:
                     acc.setdefault("sam" + name, []).append(metrics.sam(hr, e, mask=mask))
-                l1 = np.abs(hr - e)[:, mask] / self.scaling_np("factor")[:, None]
+                factor = np.asarray(self.scaling["factor"], np.float32)
+                l1 = np.abs(hr - e)[:, mask] / factor[:, None]
                 acc.setdefault("l1" + name, []).append(float(l1.mean()))
         result = {k: float(np.mean(v)) for k, v in acc.items()}
         for k, v in result.items():
@@ -573,14 +574,11 @@ class _Run:
     def export(self, path: Path, validation: dict[str, float] | None = None) -> Path:
         """Export the (EMA) generator with its scaling and full metadata to ``path``."""
         from xsr4rs.model.export import export_model
-        from xsr4rs.training.archs import wrap_for_export
 
         cfg = self.cfg
-        model = self.ema if self.ema is not None else self.gen
-        wrapper = wrap_for_export(model, self.scaling["offset"], self.scaling["factor"])
         sources = [s.name for s in self.sampler.sources]
         export_model(
-            wrapper,
+            self.product,
             path,
             scale=self.scale,
             bands=self.band_names,
@@ -597,10 +595,7 @@ class _Run:
                     "mode": "wald" if cfg.data.images else "paired",
                     "data": sources,
                     "steps": int(self.step.numpy()),
-                    "losses": {
-                        k: getattr(cfg.loss, k)
-                        for k in ("l1", "l2", "vgg", "gan", "sam", "consistency")
-                    },
+                    "losses": {k: getattr(cfg.loss, k) for k in config_mod.LOSS_TERMS},
                     "gan_type": cfg.loss.gan_type if self.gan else None,
                     "ema": cfg.optim.ema,
                     "validation": validation or {},
