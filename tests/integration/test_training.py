@@ -261,6 +261,24 @@ def test_resuming_with_another_configuration_is_refused(s2_paths, tmp_path):
         train(cfg, progress=False)
 
 
+def test_scaling_is_reused_only_when_resuming(s2_paths, tmp_path):
+    """A run folder left without checkpoints (a start that failed) does not impose its
+    scaling on the next start; fixed scalings need one value or one per band."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "scaling.json").write_text('{"offset": [1, 1, 1, 1], "factor": [2, 2, 2, 2]}')
+    cfg = wald(s2_paths, run, steps=1, export=False)
+    cfg["data"].update(patch=16, batch_size=2)
+    cfg["model"] = {"scaling": "fixed", "offset": 0.0, "factor": [10000.0] * 4}
+    train(cfg, progress=False)
+    scaling = json.loads((run / "scaling.json").read_text())
+    assert scaling["offset"] == [0.0] * 4 and scaling["factor"] == [10000.0] * 4
+    cfg["run"]["out"] = str(tmp_path / "other")
+    cfg["model"]["factor"] = [10000.0] * 3
+    with pytest.raises(ConfigError, match=r"model.factor has 3 values: give 1 or 4"):
+        train(cfg, progress=False)
+
+
 def test_cli_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[loss]\nl1 = "high"\n[data]\nimages = ["x.tif"]\nscale = 4\n')

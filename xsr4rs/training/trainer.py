@@ -132,7 +132,7 @@ class _Run:
     # -- set-up ---------------------------------------------------------------------------------
     def _check_resume(self) -> None:
         saved = self.dir / "config.yaml"
-        if not (self.ckpt_dir / "checkpoint").is_file() or not saved.is_file():
+        if not self._resuming() or not saved.is_file():
             return
         old = config_mod.load(saved).flat()
         new = self.cfg.flat()
@@ -157,11 +157,15 @@ class _Run:
             return [str(n) for n in found]
         return [f"band_{i + 1}" for i in range(self.bands)]
 
+    def _resuming(self) -> bool:
+        return (self.ckpt_dir / "checkpoint").is_file()
+
     def _scaling(self) -> dict[str, list[float]]:
         """Offset and factor of ``(x - offset) / factor``, fill values and the PSNR range,
-        computed at the first start and read back on resume."""
+        computed at the first start and read back when the run resumes from a checkpoint
+        (a folder left without checkpoints gets them computed again, from this config)."""
         path = self.dir / "scaling.json"
-        if path.is_file():
+        if path.is_file() and self._resuming():
             return json.loads(path.read_text())
         m = self.cfg.model
         if m.init_from:
@@ -170,8 +174,7 @@ class _Run:
         else:
             low, median, high = self.sampler.statistics()
             if m.scaling == "fixed":
-                offset = np.broadcast_to(np.asarray(m.offset, float), (self.bands,))
-                factor = np.broadcast_to(np.asarray(m.factor, float), (self.bands,))
+                offset, factor = (self._per_band(k) for k in ("offset", "factor"))
             else:
                 offset, factor = low, np.maximum(high - low, 1e-6)
             scaling = {
@@ -182,9 +185,21 @@ class _Run:
                 "high": [float(v) for v in high],
             }
         if any(len(v) != self.bands for v in scaling.values()):
-            raise ConfigError(f"model.offset and model.factor need 1 or {self.bands} values")
+            raise ConfigError(
+                f"model.init_from: its scaling has other than {self.bands} bands: "
+                "fine-tune a model of the same bands"
+            )
         path.write_text(json.dumps(scaling, indent=2))
         return scaling
+
+    def _per_band(self, key: str) -> np.ndarray:
+        """``model.offset`` or ``model.factor`` as one value per band."""
+        values = np.atleast_1d(np.asarray(getattr(self.cfg.model, key), float))
+        if len(values) not in (1, self.bands):
+            raise ConfigError(
+                f"model.{key} has {len(values)} values: give 1 or {self.bands} (one per band)"
+            )
+        return np.broadcast_to(values, (self.bands,))
 
     def _strategy(self) -> Any:
         tf = self.tf
