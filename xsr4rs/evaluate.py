@@ -188,7 +188,7 @@ def _open(
     src: RasterLike, bands: Sequence[int | str] | None, nodata: float | None, what: str
 ) -> _Raster:
     """``src`` as a lazy (band, y, x) DataArray with its grid and band names."""
-    from xsr4rs.io import _select_bands, open_raster
+    from xsr4rs.io import open_raster, select_bands
     from xsr4rs.upscale import _dims
 
     if isinstance(src, xr.DataArray):
@@ -199,7 +199,7 @@ def _open(
             da = src if band_dim == "band" else src.rename({band_dim: "band"})
         da = da.transpose("band", y_dim, x_dim)
         if bands is not None:
-            da = _select_bands(da, bands)
+            da = select_bands(da, bands)
     elif isinstance(src, str | os.PathLike):
         da = open_raster(src, bands=bands, nodata=nodata)
     elif isinstance(src, Sequence) and src:

@@ -130,13 +130,13 @@ def _read_clamped(da: xr.DataArray, win: Window) -> np.ndarray:
 
 def _as_array(src: Any, bands: Sequence[int | str] | None, nodata: float | None) -> xr.DataArray:
     """A (band, y, x) DataArray from paths (read lazily, window by window) or a DataArray."""
-    from xsr4rs.io import _select_bands, open_raster
+    from xsr4rs.io import open_raster, select_bands
 
     if isinstance(src, xr.DataArray):
         da = src if src.ndim == 3 else src.expand_dims("band")
         if nodata is not None:
             da = da.rio.write_nodata(nodata, encoded=False)
-        return _select_bands(da, bands) if bands else da
+        return select_bands(da, bands) if bands else da
     return open_raster(src, bands=bands, chunks=512, nodata=nodata)
 
 
