@@ -34,10 +34,12 @@ _PROBED: dict[tuple[Any, ...], ModelMetadata] = {}
 class _Runtime:
     """The loaded serving function of one SavedModel in this process."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, trusted: bool = False) -> None:
         from xsr4rs._tf import import_tf
+        from xsr4rs.model.savedmodel import check_trusted
 
         tf = import_tf()
+        check_trusted(path, _stamp(path), trust=trusted)  # before anything of it runs
         for gpu in tf.config.list_physical_devices("GPU"):
             try:  # take GPU memory as needed, so several processes can share a GPU
                 tf.config.experimental.set_memory_growth(gpu, True)
@@ -101,14 +103,14 @@ def _stamp(path: str) -> tuple[int, int]:
     return 0, 0
 
 
-def _runtime(path: str, stamp: tuple[int, int]) -> _Runtime:
+def _runtime(path: str, stamp: tuple[int, int], trusted: bool = False) -> _Runtime:
     key = (path, stamp)
     rt = _LOADED.get(key)
     if rt is None:
         with _LOAD_LOCK:
             rt = _LOADED.get(key)
             if rt is None:
-                rt = _LOADED[key] = _Runtime(path)
+                rt = _LOADED[key] = _Runtime(path, trusted)
     return rt
 
 
@@ -124,12 +126,15 @@ class SRModel:
     TensorFlow graph is loaded on the first call in each process and kept there.
     """
 
-    __slots__ = ("path", "metadata", "stamp")
+    __slots__ = ("path", "metadata", "stamp", "trusted")
 
-    def __init__(self, path: str, metadata: ModelMetadata, stamp: tuple[int, int]) -> None:
+    def __init__(
+        self, path: str, metadata: ModelMetadata, stamp: tuple[int, int], trusted: bool = False
+    ) -> None:
         self.path = path
         self.metadata = metadata
         self.stamp = stamp
+        self.trusted = trusted
 
     # -- what the engine needs ---------------------------------------------------------
     @property
@@ -146,17 +151,22 @@ class SRModel:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Run the model on a float32 ``[batch, H, W, bands]`` array in this process."""
-        rt = _runtime(self.path, self.stamp)
+        rt = _runtime(self.path, self.stamp, self.trusted)
         with _RUN_LOCK:
             return rt(x)
 
     def with_halo(self, halo: int) -> SRModel:
         """A copy using ``halo`` input pixels instead of the model's own."""
-        return SRModel(self.path, replace(self.metadata, halo=halo), self.stamp)
+        return SRModel(self.path, replace(self.metadata, halo=halo), self.stamp, self.trusted)
 
     # -- identity ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "metadata": self.metadata, "stamp": self.stamp}
+        return {
+            "path": self.path,
+            "metadata": self.metadata,
+            "stamp": self.stamp,
+            "trusted": self.trusted,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
@@ -180,7 +190,11 @@ class SRModel:
 
 
 def load_model(
-    model: str | os.PathLike[str] | SRModel, *, halo: int | None = None, bands: int | None = None
+    model: str | os.PathLike[str] | SRModel,
+    *,
+    halo: int | None = None,
+    bands: int | None = None,
+    trust: bool = False,
 ) -> SRModel:
     """Open a model: a SavedModel directory, a built-in name, or an `SRModel`.
 
@@ -193,6 +207,11 @@ def load_model(
         Input pixels of overlap to use instead of the model's own (or measured) halo.
     bands
         Band count to probe a plain SavedModel with when its signature does not fix it.
+    trust
+        Run the model even if its graph reads or writes files, reaches the network or
+        calls Python (`xsr4rs.model.savedmodel`); without it such a model raises
+        `UntrustedModelError` before anything of it runs. ``XSR4RS_TRUST_MODELS=1``
+        trusts every model.
 
     A SavedModel without xsr4rs metadata is probed with small tiles: its scale from the
     output shape and, unless ``halo`` is given, its halo from how far one changed input
@@ -203,6 +222,8 @@ def load_model(
     if halo is not None:
         halo = check_positive_int("halo", halo, minimum=0)
     if isinstance(model, SRModel):
+        if trust and not model.trusted:
+            model = SRModel(model.path, model.metadata, model.stamp, True)
         return model if halo is None else _override_halo(model, halo)
     from xsr4rs.model.builtin import builtin_path, is_builtin
 
@@ -219,14 +240,17 @@ def load_model(
             f"{path} is not a TensorFlow SavedModel (no saved_model.pb inside): give the "
             "directory written by xsr4rs.export_model() or tf.saved_model.save()"
         )
+    from xsr4rs.model.savedmodel import check_trusted
+
     stamp = _stamp(path)
+    check_trusted(path, stamp, trust=trust)
     metadata = read_metadata(path)
     if metadata is None:
         key = (path, stamp, halo, bands)
         if key not in _PROBED:
-            _PROBED[key] = _probe(path, stamp, halo=halo, bands=bands)
+            _PROBED[key] = _probe(path, stamp, halo=halo, bands=bands, trusted=trust)
         metadata = _PROBED[key]
-    handle = SRModel(path, metadata, stamp)
+    handle = SRModel(path, metadata, stamp, trust)
     return handle if halo is None else _override_halo(handle, halo)
 
 
@@ -248,11 +272,11 @@ def _builtin_names() -> list[str]:
 
 
 def _probe(
-    path: str, stamp: tuple[int, int], *, halo: int | None, bands: int | None
+    path: str, stamp: tuple[int, int], *, halo: int | None, bands: int | None, trusted: bool
 ) -> ModelMetadata:
     from xsr4rs.model.probe import measure_halo, probe_scale
 
-    rt = _runtime(path, stamp)
+    rt = _runtime(path, stamp, trusted)
     n = rt.bands if rt.bands is not None else (bands or 1)
 
     def call(x: np.ndarray) -> np.ndarray:
