@@ -5,6 +5,7 @@ imported only when a model is run or written.
 """
 
 from xsr4rs import accessor as _accessor  # noqa: F401  (registers the .sr accessor)
+from xsr4rs import io
 from xsr4rs._version import __version__
 from xsr4rs.evaluate import evaluate
 from xsr4rs.exceptions import (
@@ -12,9 +13,11 @@ from xsr4rs.exceptions import (
     HaloWarning,
     InputError,
     ModelError,
+    NonFiniteOutputError,
     OutputError,
     ParameterError,
     TileWarning,
+    UntrustedModelError,
     XSRError,
     XSRWarning,
 )
@@ -30,10 +33,12 @@ __all__ = [
     "InputError",
     "ModelError",
     "ModelMetadata",
+    "NonFiniteOutputError",
     "OutputError",
     "ParameterError",
     "SRModel",
     "TileWarning",
+    "UntrustedModelError",
     "XSRError",
     "XSRWarning",
     "__version__",
@@ -41,6 +46,7 @@ __all__ = [
     "check_input",
     "evaluate",
     "export_model",
+    "io",
     "load_model",
     "train",
     "upscale",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import dask.array as dsa
 import numpy as np
 
-from xsr4rs.exceptions import ModelError
+from xsr4rs.exceptions import ModelError, NonFiniteOutputError
 from xsr4rs.nodata import fill_invalid, invalid_mask, to_output_dtype
 from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
@@ -30,7 +30,9 @@ class BlockSpec:
 
     ``nodata`` is the input's no-data value (NaN is always no-data in floats), ``fill``
     the per-band values given to the model in place of no-data, ``out_nodata`` the value
-    written where the input was no-data.
+    written where the input was no-data. ``nonfinite`` says what NaN or infinite model
+    output at a valid pixel does: ``"error"`` (`NonFiniteOutputError`) or ``"nodata"``
+    (the pixel becomes ``out_nodata``, which must then be set).
     """
 
     scale: int
@@ -41,15 +43,22 @@ class BlockSpec:
     out_bands: int
     out_dtype: str
     out_nodata: float | None
+    nonfinite: str = "error"
 
 
 def run_block(
-    block: np.ndarray, *, model: Model, spec: BlockSpec, pad: tuple[bool, bool]
+    block: np.ndarray,
+    *,
+    model: Model,
+    spec: BlockSpec,
+    pad: tuple[bool, bool],
+    block_info: dict | None = None,
 ) -> np.ndarray:
     """Upscale one extended (band, y, x) block and return its cropped output block.
 
     ``block`` carries ``spec.halo`` pixels on each side, except along axes flagged in
     ``pad`` (an axis that is a single chunk), which are mirror-padded here.
+    ``block_info`` (from dask) locates the block, to say where bad output is.
     """
     scale, halo = spec.scale, spec.halo
     if any(pad):
@@ -69,9 +78,37 @@ def run_block(
             ].transpose(2, 0, 1)
     core_mask = mask[halo : halo + core_h, halo : halo + core_w]
     up_mask = np.repeat(np.repeat(core_mask, scale, axis=0), scale, axis=1)
+    up_mask = _check_finite(out, up_mask, spec, block_info)
     result = to_output_dtype(out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask)
     COUNTER.add(result.shape[1] * result.shape[2])
     return result
+
+
+def _check_finite(
+    out: np.ndarray, mask: np.ndarray, spec: BlockSpec, block_info: dict | None
+) -> np.ndarray:
+    """``mask`` extended by valid pixels where the model returned NaN or Inf, or raise."""
+    bad = ~np.isfinite(out).all(axis=0)
+    if not bad.any():
+        return mask
+    bad &= ~mask
+    if not bad.any():
+        return mask
+    if spec.nonfinite == "nodata":
+        out[:, bad] = 0.0  # overwritten by no-data; keeps the cast free of NaN
+        return mask | bad
+    rows, cols = np.nonzero(bad)
+    y0, x0 = 0, 0
+    if block_info and None in block_info:
+        (_, _), (y0, _), (x0, _) = block_info[None]["array-location"]
+    h, w = bad.shape
+    raise NonFiniteOutputError(
+        f"the model returned NaN or infinite values for {int(bad.sum())} valid output "
+        f"pixels of the block at output rows {y0}-{y0 + h - 1}, columns {x0}-{x0 + w - 1} "
+        f"(the first at row {y0 + rows[0]}, column {x0 + cols[0]}): check the model and "
+        "the input's units, or pass nonfinite='nodata' (CLI --nonfinite nodata) to write "
+        "those pixels as no-data"
+    )
 
 
 def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:

@@ -21,8 +21,20 @@ class OutputError(XSRError, OSError):
     """The output cannot be written (exists already, unknown format, write failed)."""
 
 
+class UntrustedModelError(ModelError):
+    """The model runs operations that reach outside the computation (files, network, Python)."""
+
+
+class NonFiniteOutputError(ModelError):
+    """The model returned NaN or infinite values for valid pixels."""
+
+
 class XSRWarning(UserWarning):
     """Base class of the warnings issued by xsr4rs."""
+
+
+class CheckpointWarning(XSRWarning):
+    """A broken training checkpoint was set aside; the run resumed from an older one."""
 
 
 class GeoreferenceWarning(XSRWarning):
@@ -31,6 +43,14 @@ class GeoreferenceWarning(XSRWarning):
 
 class HaloWarning(XSRWarning):
     """The halo was measured or is smaller than the model's measured receptive field."""
+
+
+class OutputWarning(XSRWarning):
+    """Something beside the output deserves attention (temporaries of other runs)."""
+
+
+class PrecisionWarning(XSRWarning):
+    """The requested precision cannot take effect here (no bfloat16 on this CPU)."""
 
 
 class TileWarning(XSRWarning):

@@ -47,6 +47,8 @@ def upscale(
     dtype: Any = None,
     fill: float | Sequence[float] | None = None,
     resources: dict[str, float] | None = None,
+    nonfinite: str = "error",
+    trust_model: bool = False,
 ) -> xr.DataArray | xr.Dataset:
     """Super-resolve a georeferenced raster with a model, lazily and seam-free.
 
@@ -82,6 +84,14 @@ def upscale(
         reading and writing run anywhere. Resources set with ``dask.annotate`` around
         this call are honoured too. Write with `xsr4rs.io.write` (or compute with dask's
         ``optimization.fuse.active`` set to False) so that graph optimisation keeps them.
+    nonfinite
+        What NaN or infinite model output at a valid pixel does when computed:
+        ``"error"`` (the default) raises `NonFiniteOutputError` saying how many pixels and
+        where; ``"nodata"`` writes those pixels as no-data (the output's no-data value,
+        NaN for floats; integer outputs need a ``nodata``).
+    trust_model
+        Run a model whose graph reads or writes files, reaches the network or calls
+        Python; such models are refused by default (see docs/guarantees.md).
 
     Returns
     -------
@@ -99,6 +109,8 @@ def upscale(
             dtype=dtype,
             fill=fill,
             resources=resources,
+            nonfinite=nonfinite,
+            trust_model=trust_model,
         )
     if not isinstance(da, xr.DataArray):
         raise InputError(f"upscale needs an xarray DataArray or Dataset, got {type(da).__name__}")
@@ -107,7 +119,7 @@ def upscale(
     band_dim = band_dim or "__band__"
     work = work.transpose(band_dim, y_dim, x_dim)
     n_bands, height, width = work.shape
-    handle = load_model(model, halo=halo, bands=n_bands)
+    handle = load_model(model, halo=halo, bands=n_bands, trust=trust_model)
     meta = handle.metadata
     check_bands(n_bands, handle, band_dim)
     scale, h = handle.scale, handle.halo
@@ -131,6 +143,15 @@ def upscale(
         and np.issubdtype(out_dtype, np.floating)
     ):
         out_nodata = float("nan")
+    if nonfinite not in ("error", "nodata"):
+        raise ParameterError(f"nonfinite must be 'error' or 'nodata', got {nonfinite!r}")
+    if nonfinite == "nodata" and out_nodata is None:
+        if not np.issubdtype(out_dtype, np.floating):
+            raise ParameterError(
+                f"nonfinite='nodata' needs a no-data value for {out_dtype} output, and neither "
+                "the input nor nodata= gives one: pass nodata= (CLI --nodata)"
+            )
+        out_nodata = float("nan")
     out_nodata = check_nodata(out_dtype, out_nodata)
     fill_values = _fill(fill, meta.fill_values, n_bands)
 
@@ -148,6 +169,7 @@ def upscale(
         out_bands=meta.n_output_bands or n_bands,
         out_dtype=out_dtype.str,
         out_nodata=out_nodata,
+        nonfinite=nonfinite,
     )
     annotations = dict(dask.get_annotations())
     if resources:
@@ -173,7 +195,12 @@ def check_bands(n_bands: int, model: SRModel, band_dim: str = "band") -> None:
 
 
 def check_input(
-    da: xr.DataArray, model: ModelLike, *, nodata: float | None = None, sample: int = 512
+    da: xr.DataArray,
+    model: ModelLike,
+    *,
+    nodata: float | None = None,
+    sample: int = 512,
+    trust_model: bool = False,
 ) -> None:
     """Check band count and value range of ``da`` against ``model``'s metadata.
 
@@ -183,7 +210,7 @@ def check_input(
     """
     y_dim, x_dim, band_dim = _dims(da)
     n_bands = da.sizes[band_dim] if band_dim else 1
-    handle = load_model(model, bands=n_bands)
+    handle = load_model(model, bands=n_bands, trust=trust_model)
     check_bands(n_bands, handle, band_dim or "band")
     rng = handle.metadata.value_range
     if rng is None:
@@ -319,9 +346,11 @@ def _wrap(
     scale = model.scale
     meta = model.metadata
     n_out, height, width = out.shape
+    gcps = da.rio.get_gcps()
     transform = upscaled_transform(da.rio.transform(), scale)
-    x, y = pixel_centres(transform, height, width)
-    coords: dict[str, Any] = {y_dim: y, x_dim: x}
+    coords: dict[str, Any] = {}
+    if not gcps:  # a raster located by GCPs only has no x/y coordinates
+        coords[x_dim], coords[y_dim] = pixel_centres(transform, height, width)
     attrs = {k: v for k, v in da.attrs.items() if k not in _DROP_ATTRS}
     if meta.output_bands is None and n_out == work.sizes[band_dim]:
         if band_dim in work.coords:
@@ -339,6 +368,8 @@ def _wrap(
     result = xr.DataArray(out, dims=(band_dim, y_dim, x_dim), coords=coords, attrs=attrs)
     result.name = da.name  # not the dask array's name
     crs = da.rio.crs
+    if gcps:
+        return _with_gcps(result, gcps, crs, scale, model, out_nodata)
     if crs is not None:
         result = result.rio.write_crs(crs)
     else:
@@ -349,11 +380,37 @@ def _wrap(
             stacklevel=3,
         )
     result = result.rio.write_transform(transform)
+    return _stamp(result, model, out_nodata)
+
+
+def _stamp(result: xr.DataArray, model: SRModel, out_nodata: float | None) -> xr.DataArray:
     if out_nodata is not None:
         result = result.rio.write_nodata(out_nodata, encoded=False)
     result.attrs["xsr4rs_model"] = model.name
-    result.attrs["xsr4rs_scale"] = scale
+    result.attrs["xsr4rs_scale"] = model.scale
     return result
+
+
+def _with_gcps(
+    result: xr.DataArray,
+    gcps: list,
+    crs: Any,
+    scale: int,
+    model: SRModel,
+    out_nodata: float | None,
+) -> xr.DataArray:
+    """The output of a raster located by ground control points: the same points, their
+    pixel/line positions (GDAL's corner-based convention) multiplied by the scale."""
+    from rasterio.control import GroundControlPoint
+
+    scaled = [
+        GroundControlPoint(
+            row=g.row * scale, col=g.col * scale, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info
+        )
+        for g in gcps
+    ]
+    result = result.rio.write_gcps(scaled, crs)
+    return _stamp(result, model, out_nodata)
 
 
 def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Dataset:
