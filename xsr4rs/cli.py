@@ -65,6 +65,23 @@ def _parser() -> argparse.ArgumentParser:
         "--cog", action="store_true", help="write a Cloud Optimized GeoTIFF with overviews"
     )
     up.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
+    up.add_argument(
+        "--co",
+        metavar="KEY=VALUE",
+        action="append",
+        help="GDAL GeoTIFF/COG creation option, as gdal_translate -co (repeat for several)",
+    )
+    up.add_argument(
+        "--nonfinite",
+        choices=("error", "nodata"),
+        default="error",
+        help="NaN/Inf model output at valid pixels: fail (default) or write no-data",
+    )
+    up.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="run a model whose graph touches files, the network or Python (refused otherwise)",
+    )
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     up.add_argument(
         "--no-range-check",
@@ -95,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     info.add_argument("model", help="SavedModel directory or built-in name")
     info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="probe a model without metadata even if its graph touches files or Python",
+    )
 
     ql = sub.add_parser(
         "quicklook",
@@ -121,6 +143,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that outputs are cleaned up as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.debug:
@@ -129,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="xsr4rs: %(message)s")
         logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
-        with _warnings_as_notes():
+        with _warnings_as_notes(), _sigterm_as_interrupt():
             from xsr4rs.cli_evaluate import run_evaluate
             from xsr4rs.cli_train import run_train
 
@@ -146,9 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"xsr4rs: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\nxsr4rs: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"\nxsr4rs: {what}; no output written", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     except Exception as err:  # an error xsr4rs did not anticipate: short, with a pointer
         if args.debug:
             raise
@@ -170,14 +216,24 @@ def _warnings_as_notes() -> Iterator[None]:
     old = warnings.showwarning
     warnings.showwarning = show
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", XSRWarning)  # shown as notes, never raised
+            yield
     finally:
         warnings.showwarning = old
 
 
 def _upscale(args: argparse.Namespace) -> int:
     from xsr4rs.exceptions import ParameterError
-    from xsr4rs.io import check_output, open_raster, write
+    from xsr4rs.io import (
+        check_encoding,
+        check_not_an_input,
+        check_output,
+        input_paths,
+        open_raster,
+        write,
+    )
+    from xsr4rs.io.gdal import parse_creation_options
     from xsr4rs.model import load_model
     from xsr4rs.tiling import check_positive_int
     from xsr4rs.upscale import check_input, upscale
@@ -185,7 +241,15 @@ def _upscale(args: argparse.Namespace) -> int:
     if len(args.paths) < 2:
         raise ParameterError("give at least one INPUT and the OUTPUT")
     *inputs, output = args.paths
-    check_output(output, overwrite=args.overwrite, cog=args.cog, compress=args.compress)
+    options = parse_creation_options(args.co)
+    check_output(
+        output,
+        overwrite=args.overwrite,
+        cog=args.cog,
+        compress=args.compress,
+        creation_options=options,
+        inputs=input_paths(inputs if len(inputs) > 1 else inputs[0]),
+    )
     chunk = check_positive_int("--chunk", args.chunk)
     if args.halo is not None:
         check_positive_int("--halo", args.halo, minimum=0)
@@ -196,7 +260,8 @@ def _upscale(args: argparse.Namespace) -> int:
     da = open_raster(
         inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk, nodata=args.nodata
     )
-    model = load_model(args.model, halo=args.halo, bands=da.sizes["band"])
+    check_not_an_input(output, da)
+    model = load_model(args.model, halo=args.halo, bands=da.sizes["band"], trust=args.trust_model)
     if not args.no_range_check:
         check_input(da, model, nodata=args.nodata)
     out = upscale(
@@ -206,7 +271,16 @@ def _upscale(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         tile=args.tile,
         resources=_resources(args.resources),
+        nonfinite=args.nonfinite,
     )
+    if output.lower().endswith((".tif", ".tiff")):
+        check_encoding(
+            out.dtype,
+            out.sizes["band"],
+            cog=args.cog,
+            compress=args.compress,
+            creation_options=options,
+        )
     with _cluster(args):
         t0 = time.perf_counter()
         print(
@@ -221,6 +295,7 @@ def _upscale(args: argparse.Namespace) -> int:
             cog=args.cog,
             overwrite=args.overwrite,
             compress=args.compress,
+            creation_options=options,
             progress=not args.no_progress,
         )
         dt = time.perf_counter() - t0
@@ -273,12 +348,24 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from xsr4rs.model import load_model
+    from xsr4rs.exceptions import UntrustedModelError
+    from xsr4rs.model import describe_model, load_model
 
-    model = load_model(args.model)
+    try:
+        model = load_model(args.model, trust=args.trust_model)
+    except UntrustedModelError as err:
+        # never run it: say what its files say, and why it is refused
+        desc = describe_model(args.model)
+        if args.json:
+            print(json.dumps({**desc, "refused": str(err)}, indent=2))
+        else:
+            _print_signature(desc)
+            print(f"{'refused:':<13} {err}")
+        return 1
     meta = model.metadata.to_dict()
+    desc = describe_model(model.path)
     if args.json:
-        print(json.dumps({"path": model.path, **meta}, indent=2))
+        print(json.dumps({"path": model.path, **meta, "signature": desc["signature"]}, indent=2))
         return 0
     print(f"model:        {model.name}")
     print(f"path:         {model.path}")
@@ -301,11 +388,25 @@ def _info(args: argparse.Namespace) -> int:
         if value is not None:
             label = f"{key}:"
             print(f"{label:<13} {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    _print_signature(desc)
     if meta.get("provenance"):
         print(f"{'provenance:':<13} {json.dumps(meta['provenance'])}")
     if meta["provenance"].get("probed"):
         print("(no xsr4rs metadata: scale and halo were measured by probing the model)")
     return 0
+
+
+def _print_signature(desc: dict[str, Any]) -> None:
+    sig = desc["signature"]
+    print(f"{'signature:':<13} {sig['name']}")
+    for kind in ("inputs", "outputs"):
+        for key, spec in sig[kind].items():
+            shape = (
+                "?"
+                if spec["shape"] is None
+                else "x".join("?" if d < 0 else str(d) for d in spec["shape"])
+            )
+            print(f"{kind[:-1] + ':':<13} {key} {spec['dtype']} [{shape}]")
 
 
 def _quicklook(args: argparse.Namespace) -> int:

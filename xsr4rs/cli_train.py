@@ -91,7 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if result.interrupted:
         print(f"stopped at step {result.step}: run the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if result.terminated else 130
     if result.model_path is not None:
         print(f"model exported to {result.model_path}")
     return 0
