@@ -227,6 +227,12 @@ def from_dict(data: dict[str, Any] | None) -> TrainConfig:
                 )
             if isinstance(value, float) and hints[key] in (int, int | None) and value.is_integer():
                 values[key] = value = int(value)
+            if isinstance(value, str) and hints[key] in (float, float | None):
+                # YAML 1.1 reads 1e-3 (no dot) as a string: accept the numbers users write
+                try:
+                    values[key] = value = float(value)
+                except ValueError:
+                    pass
             if not _kind_ok(value, hints[key]):
                 raise ConfigError(f"{name}.{key} must be {_hint_name(hints[key])}, got {value!r}")
             choices = fields_[key].metadata.get("choices")
@@ -287,6 +293,21 @@ def _check(cfg: TrainConfig) -> None:
             "loss.relativistic applies to lsgan: WGAN's critic loss is linear, so its "
             "relativistic average form is the same loss. Set loss.gan_type: lsgan"
         )
+    if not o.learning_rate > 0:
+        raise ConfigError(f"optim.learning_rate must be > 0, got {o.learning_rate}")
+    if o.disc_learning_rate is not None and not o.disc_learning_rate > 0:
+        raise ConfigError(f"optim.disc_learning_rate must be > 0, got {o.disc_learning_rate}")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(o, key) < 1:
+            raise ConfigError(f"optim.{key} must be in [0, 1), got {getattr(o, key)}")
+    if not 0 < o.decay <= 1:
+        raise ConfigError(f"optim.decay must be in (0, 1] (1: no decay), got {o.decay}")
+    if cfg.model.filters is not None and cfg.model.filters < 1:
+        raise ConfigError(f"model.filters must be >= 1, got {cfg.model.filters}")
+    if cfg.model.blocks is not None and cfg.model.blocks < 0:
+        raise ConfigError(f"model.blocks must be >= 0, got {cfg.model.blocks}")
+    if cfg.model.disc_filters < 1:
+        raise ConfigError(f"model.disc_filters must be >= 1, got {cfg.model.disc_filters}")
     if not 0 <= o.ema < 1:
         raise ConfigError(f"optim.ema must be in 0..1 (e.g. 0.999), got {o.ema}")
     if cfg.model.scaling == "fixed" and (cfg.model.offset is None or cfg.model.factor is None):

@@ -35,6 +35,7 @@ class TrainResult:
     interrupted: bool = False
     validation: dict[str, float] = field(default_factory=dict)
     skipped_patches: int = 0
+    terminated: bool = False  # by SIGTERM (the CLI turns it into an interruption)
 
 
 def train(
@@ -158,7 +159,9 @@ class _Run:
         return [f"band_{i + 1}" for i in range(self.bands)]
 
     def _resuming(self) -> bool:
-        return (self.ckpt_dir / "checkpoint").is_file()
+        from xsr4rs.training.checkpoints import list_checkpoints
+
+        return bool(list_checkpoints(self.ckpt_dir))
 
     def _scaling(self) -> dict[str, list[float]]:
         """Offset and factor of ``(x - offset) / factor``, fill values and the PSNR range,
@@ -266,11 +269,13 @@ class _Run:
         if self.disc is not None:
             parts.update(discriminator=self.disc, d_opt=self.d_opt)
         self.ckpt = tf.train.Checkpoint(**parts)
+        from xsr4rs.training.checkpoints import restore_newest_intact
+
+        restored = restore_newest_intact(self.ckpt, self.ckpt_dir)
         self.manager = tf.train.CheckpointManager(
             self.ckpt, str(self.ckpt_dir), max_to_keep=cfg.run.keep_checkpoints
         )
-        if self.manager.latest_checkpoint:
-            self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        if restored is not None:
             self.resumed_from = int(self.step.numpy())
         else:
             self.resumed_from = None
@@ -395,7 +400,7 @@ class _Run:
             self.sampler.dataset(start, end, cfg.data.workers)
         )
         validation: dict[str, float] = {}
-        interrupted = False
+        interrupted = terminated = False
         t0, step = time.perf_counter(), start
         try:
             with writer.as_default():
@@ -423,8 +428,9 @@ class _Run:
                     ):
                         self.manager.save(checkpoint_number=step)
                     self._progress(step, start, total, t0, values, validation)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             interrupted = True
+            terminated = type(err).__name__ == "Terminated"
             self.manager.save(checkpoint_number=int(self.step.numpy()))
             self._say(
                 f"\ninterrupted at step {int(self.step.numpy())}: checkpoint saved in "
@@ -445,6 +451,7 @@ class _Run:
             interrupted or step < total,
             validation,
             self.sampler.skipped,
+            terminated,
         )
 
     # -- monitoring -----------------------------------------------------------------------------
