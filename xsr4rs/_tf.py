@@ -66,7 +66,7 @@ def import_tf() -> ModuleType:
             raise ParameterError(
                 f"XSR4RS_PRECISION={precision!r} is not one of {', '.join(PRECISIONS)}"
             )
-        if precision == "bf16":
+        if precision == "bf16" and _bf16_usable(tf):
             # grappler rewrites the model's graph when it is first run: bfloat16 through
             # oneDNN on CPUs (AVX512-BF16, AMX), float16 mixed precision on NVIDIA GPUs
             tf.config.optimizer.set_experimental_options(
@@ -80,3 +80,38 @@ def import_tf() -> ModuleType:
                 pass
         _tf = tf
     return _tf
+
+
+#: CPU flags (Linux ``/proc/cpuinfo``) of the instructions oneDNN uses for bfloat16.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags on Linux; ``None`` where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def bf16_note(flags: set[str] | None, gpus: int) -> str | None:
+    """Why ``bf16`` would change nothing here, or ``None`` when it can take effect."""
+    if gpus or flags is None or any(f in flags for f in BF16_FLAGS):
+        return None
+    return (
+        "bf16 was asked for, but this CPU has no bfloat16 instructions (neither AVX512_BF16 "
+        "nor AMX_BF16) and no GPU is visible: inference runs in float32"
+    )
+
+
+def _bf16_usable(tf: ModuleType) -> bool:
+    from xsr4rs.exceptions import PrecisionWarning
+
+    note = bf16_note(cpu_flags(), len(tf.config.list_physical_devices("GPU")))
+    if note:
+        warnings.warn(note, PrecisionWarning, stacklevel=4)
+    return note is None

@@ -53,7 +53,7 @@ def test_local_cluster_output_identical(crop, tmp_path, capsys):
     )
     assert "dashboard" in capsys.readouterr().err
     with rasterio.open(tmp_path / "threads.tif") as a, rasterio.open(tmp_path / "dist.tif") as b:
-        np.testing.assert_array_equal(a.read(), b.read())
+        assert_equal_within_rounding(b.read(), a.read())
         assert a.profile == b.profile
 
 
@@ -124,11 +124,14 @@ def test_model_tasks_run_only_on_resource_workers(crop, tmp_path, how):
     assert {t["worker"] for t in model_tasks} == {gpu}
     assert {t["worker"] for t in stream.data} != {gpu}  # reading ran on the other worker too
     with rasterio.open(tmp_path / "out.tif") as dst:
-        np.testing.assert_array_equal(dst.read(), xsr4rs.upscale(da, "bicubic").values)
+        assert_equal_within_rounding(dst.read(), xsr4rs.upscale(da, "bicubic").values)
 
 
 def test_killed_worker_does_not_change_the_output(crop, test_model, tmp_path):
-    """A worker process killed mid-run is replaced; the output is complete and identical."""
+    """A worker process killed mid-run is replaced; the output is complete and equal to
+    the threaded run's within float rounding (recomputed blocks may run with another
+    TensorFlow thread count, whose float sums round differently: see
+    docs/guarantees.md)."""
     import os
     import signal
     import threading
@@ -148,7 +151,7 @@ def test_killed_worker_does_not_change_the_output(crop, test_model, tmp_path):
             # kill once some output chunks exist and the output is not complete yet
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if len(list(tmp_path.glob(".out.tmp-*.zarr/data/*"))) >= 3:
+                if len(list(tmp_path.glob(".out.zarr.xsr4rs-*/data/*"))) >= 3:
                     os.kill(victim, signal.SIGKILL)
                     killed.append(not (tmp_path / "out.zarr").exists())
                     return
@@ -161,7 +164,19 @@ def test_killed_worker_does_not_change_the_output(crop, test_model, tmp_path):
         assert killed == [True]  # killed while the output was being written
         assert victim not in client.run(os.getpid).values()  # the worker was really replaced
     got = xr.open_zarr(tmp_path / "out.zarr")["data"].values
-    np.testing.assert_array_equal(got, expected)
+    assert np.isfinite(got).all()
+    assert_equal_within_rounding(got, expected)
+
+
+def assert_equal_within_rounding(got: np.ndarray, expected: np.ndarray) -> None:
+    """Float outputs: relative to the output's range, 1e-4 at most (float32 sums in
+    another order); integer outputs: one unit at most (rounding of such a float)."""
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    if np.issubdtype(got.dtype, np.integer):
+        assert np.abs(got.astype(np.int64) - expected).max() <= 1
+    else:
+        span = float(np.abs(expected).max())
+        assert float(np.abs(got - expected).max()) <= 1e-4 * span
 
 
 def test_cli_workers_get_a_share_of_the_cores():

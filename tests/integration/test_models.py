@@ -228,7 +228,7 @@ def test_global_model_rejected_unless_halo_given(tmp_path):
     assert handle.halo == 4 and handle.metadata.provenance["halo_measured"] is None
 
 
-def _run_in_process(code: str, env: dict, *args: str) -> str:
+def _run_in_process(code: str, env: dict, *args: str, stderr: bool = False) -> str:
     """Run ``code`` in a fresh interpreter (process-wide TensorFlow settings) with ``env``."""
     import os
     import subprocess
@@ -242,23 +242,52 @@ def _run_in_process(code: str, env: dict, *args: str) -> str:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done.stdout + (done.stderr if stderr else "")
 
 
-def test_bf16_precision_is_close_and_active(test_model, tmp_path):
-    """XSR4RS_PRECISION=bf16 changes the arithmetic (so it is on) but stays close to fp32."""
+def test_bf16_is_active_where_the_cpu_has_it_and_says_so_where_not(test_model, tmp_path):
+    """On a CPU with AVX512-BF16 or AMX, XSR4RS_PRECISION=bf16 changes the arithmetic (so
+    it is on) but stays close to fp32; on one without (AVX2 only), it warns that it
+    changes nothing and the output is fp32's."""
+    from xsr4rs._tf import bf16_note, cpu_flags
+
     code = (
         "import sys, numpy as np, xsr4rs\n"
         "m = xsr4rs.load_model(sys.argv[1])\n"
         "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
         "np.save(sys.argv[2], m(x))\n"
     )
+    said = {}
     for precision in ("fp32", "bf16"):
         out = str(tmp_path / f"{precision}.npy")
-        _run_in_process(code, {"XSR4RS_PRECISION": precision}, test_model.path, out)
+        said[precision] = _run_in_process(
+            code, {"XSR4RS_PRECISION": precision}, test_model.path, out, stderr=True
+        )
     fp32, bf16 = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "bf16.npy")
     rel = np.abs(bf16 - fp32).max() / np.abs(fp32).max()
-    assert 0 < rel < 0.03
+    if bf16_note(cpu_flags(), gpus=0) is None:
+        assert 0 < rel < 0.03
+        assert "PrecisionWarning" not in said["bf16"]
+    else:
+        assert rel < 1e-5
+        assert "PrecisionWarning" in said["bf16"] and "no bfloat16 instructions" in said["bf16"]
+    assert "PrecisionWarning" not in said["fp32"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "gpus", "says"),
+    [
+        ({"avx2", "fma"}, 0, True),
+        ({"avx2", "avx512f", "avx512_bf16"}, 0, False),
+        ({"avx2", "amx_bf16", "amx_tile"}, 0, False),
+        ({"avx2"}, 1, False),
+        (None, 0, False),
+    ],
+)
+def test_bf16_note_depends_on_cpu_flags_and_gpus(flags, gpus, says):
+    from xsr4rs._tf import bf16_note
+
+    assert (bf16_note(flags, gpus) is not None) == says
 
 
 def test_bad_precision_is_reported():
