@@ -294,7 +294,9 @@ def test_cli_errors_name_the_key(tmp_path):
     assert "  ema = 0.0" in helped.stdout and "  vgg_layers = " in helped.stdout
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(s2_paths, tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(s2_paths, tmp_path, sig, code):
+    """Ctrl-C, and SIGTERM (a cluster's preemption), save a checkpoint and exit."""
     config = _cli_config(s2_paths, tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "xsr4rs", "train", "--no-progress", str(config)],
@@ -310,9 +312,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(s2_paths, tmp_path):
     ):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "checkpoint saved" in err and "Traceback" not in err
     step = int(err.split("interrupted at step ")[1].split(":")[0])
     assert (tmp_path / "run" / "checkpoints" / f"ckpt-{step}.index").is_file()
