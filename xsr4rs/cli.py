@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run a model whose graph touches files, the network or Python (refused otherwise)",
     )
+    up.add_argument(
+        "--output",
+        dest="model_output",
+        metavar="NAME",
+        help="for models with several outputs (SR4RS's output_32:0...), the one to use "
+        "(default: the largest)",
+    )
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     up.add_argument(
         "--no-range-check",
@@ -117,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="probe a model without metadata even if its graph touches files or Python",
     )
+    info.add_argument(
+        "--output", dest="model_output", metavar="NAME", help="the model output to describe"
+    )
+    info.add_argument("--halo", type=int, help="skip the halo measurement: use this halo")
 
     ql = sub.add_parser(
         "quicklook",
@@ -261,12 +272,19 @@ def _upscale(args: argparse.Namespace) -> int:
         inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk, nodata=args.nodata
     )
     check_not_an_input(output, da)
-    model = load_model(args.model, halo=args.halo, bands=da.sizes["band"], trust=args.trust_model)
+    model = load_model(
+        args.model,
+        halo=args.halo,
+        bands=da.sizes["band"],
+        trust=args.trust_model,
+        output=args.model_output,
+    )
     if not args.no_range_check:
         check_input(da, model, nodata=args.nodata)
     out = upscale(
         da,
         model,
+        output=args.model_output,
         nodata=args.nodata,
         dtype=args.dtype,
         tile=args.tile,
@@ -352,7 +370,9 @@ def _info(args: argparse.Namespace) -> int:
     from xsr4rs.model import describe_model, load_model
 
     try:
-        model = load_model(args.model, trust=args.trust_model)
+        model = load_model(
+            args.model, trust=args.trust_model, output=args.model_output, halo=args.halo
+        )
     except UntrustedModelError as err:
         # never run it: say what its files say, and why it is refused
         desc = describe_model(args.model)
@@ -378,6 +398,7 @@ def _info(args: argparse.Namespace) -> int:
         "value_range",
         "fill_values",
         "tile",
+        "crop",
         "description",
     ):
         value = meta.get(key)
@@ -385,10 +406,13 @@ def _info(args: argparse.Namespace) -> int:
             value = "any band count"
         if key == "output_bands" and value is None:
             value = "same as input"
+        if key == "crop":
+            need = -(-value // meta["scale"])
+            value = f"{value} output pixels per side, restored (halo >= {need})" if value else None
         if value is not None:
             label = f"{key}:"
             print(f"{label:<13} {', '.join(map(str, value)) if isinstance(value, list) else value}")
-    _print_signature(desc)
+    _print_signature(desc, used=meta.get("output"), geometry=meta["provenance"].get("outputs"))
     if meta.get("provenance"):
         print(f"{'provenance:':<13} {json.dumps(meta['provenance'])}")
     if meta["provenance"].get("probed"):
@@ -396,17 +420,31 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_signature(desc: dict[str, Any]) -> None:
+def _print_signature(
+    desc: dict[str, Any], used: str | None = None, geometry: dict | None = None
+) -> None:
     sig = desc["signature"]
     print(f"{'signature:':<13} {sig['name']}")
     for kind in ("inputs", "outputs"):
-        for key, spec in sig[kind].items():
+        for key, spec in sorted(sig[kind].items(), key=lambda kv: _natural(kv[0])):
             shape = (
                 "?"
                 if spec["shape"] is None
                 else "x".join("?" if d < 0 else str(d) for d in spec["shape"])
             )
-            print(f"{kind[:-1] + ':':<13} {key} {spec['dtype']} [{shape}]")
+            note = ""
+            if kind == "outputs" and len(sig[kind]) > 1:
+                g = (geometry or {}).get(key)
+                note = f" x{g['scale']}, crops {g['crop']} px" if isinstance(g, dict) else ""
+                note += f" ({g})" if isinstance(g, str) else ""
+                note += " <- used" if key == used else ""
+            print(f"{kind[:-1] + ':':<13} {key} {spec['dtype']} [{shape}]{note}")
+
+
+def _natural(name: str) -> list[Any]:
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _quicklook(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import dask.array as dsa
 import numpy as np
 
-from xsr4rs.exceptions import ModelError, NonFiniteOutputError
+from xsr4rs.exceptions import ModelError, NonFiniteOutputError, XSRError
 from xsr4rs.nodata import fill_invalid, invalid_mask, to_output_dtype
 from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
@@ -116,7 +116,7 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
     shape = (1, *tile.shape[1:], tile.shape[0])
     try:
         y = model(np.ascontiguousarray(tile.transpose(1, 2, 0))[None])
-    except ModelError:
+    except XSRError:  # the adapter's own errors (input out of the model's type...) say it all
         raise
     except Exception as err:  # TensorFlow's errors: say which tile and what to try
         text = str(err).strip().splitlines()

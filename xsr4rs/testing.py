@@ -118,3 +118,82 @@ def assert_tiling_invariant(
     err = float(np.abs(got - ref).max()) / scale
     assert got.shape == ref.shape, f"shape {got.shape} != whole-image {ref.shape}"
     assert err <= rtol, f"chunked output differs from whole-image output by {err:.2e} (relative)"
+
+
+#: The cropped outputs of an SR4RS SavedModel: ``output_P`` is the x4 output with P
+#: output pixels removed from every side.
+SR4RS_PADS = (32, 64, 128, 256, 512)
+
+
+def make_sr4rs_format_model(
+    path: str | os.PathLike[str],
+    *,
+    bands: int = 4,
+    dtype: str = "int16",
+    blocks: int = 2,
+    depth: int = 8,
+    seed: int = 0,
+) -> str:
+    """Write a SavedModel in the format SR4RS's ``train.py`` exports; return ``path``.
+
+    Written from SR4RS's documented export (github remicres/sr4rs, ``code/train.py``),
+    not from its code: a TF1 graph (reference variables) saved by ``simple_save`` with
+    tag ``serve``; one input keyed ``lr_input:0`` of type ``dtype`` whose placeholder
+    defaults to a dataset iterator (as SR4RS's training pipeline); values scaled by 1e-4
+    on the way in and 1e4 on the way out inside the graph; five outputs
+    ``output_32:0`` ... ``output_512:0``, the x4 output with 32 ... 512 output pixels
+    cropped from every side. The generator is small (a 5x5 convolution, ``blocks``
+    residual blocks, two stride-2 transposed convolutions, a 3x3 convolution, plus the
+    nearest-neighbour upscaled input), so its receptive radius is ``4 + 2*blocks`` input
+    pixels and its output stays close to the input's values.
+    """
+    from xsr4rs._tf import import_tf
+
+    tf = import_tf()
+    v1 = tf.compat.v1
+    rng = np.random.default_rng(seed)
+    graph = tf.Graph()
+    with graph.as_default():
+
+        def weight(name: str, shape: tuple[int, ...], std: float) -> object:
+            init = rng.normal(0, std, shape).astype("float32")
+            return v1.get_variable(name, initializer=init, use_resource=False)
+
+        def conv(x: object, name: str, k: int, n_in: int, n_out: int) -> object:
+            w = weight(name, (k, k, n_in, n_out), 0.5 / (k * np.sqrt(n_in)))
+            return tf.nn.conv2d(x, w, strides=1, padding="SAME")
+
+        def up(x: object, name: str, n: int) -> object:
+            w = weight(name, (4, 4, n, n), 0.5 / (4 * np.sqrt(n)))
+            shape = tf.shape(x)
+            out_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], n])
+            return tf.nn.leaky_relu(
+                tf.nn.conv2d_transpose(x, w, out_shape, strides=2, padding="SAME"), 0.2
+            )
+
+        tf_dtype = tf.as_dtype(dtype)
+        default = np.zeros((1, 8, 8, bands), dtype=dtype)
+        iterator = v1.data.make_initializable_iterator(
+            tf.data.Dataset.from_tensors(default).repeat()
+        )
+        lr = v1.placeholder_with_default(
+            iterator.get_next(), shape=(None, None, None, bands), name="lr_input"
+        )
+        x = 1e-4 * tf.cast(lr, tf.float32)
+        h = tf.nn.leaky_relu(conv(x, "conv_in", 5, bands, depth), 0.2)
+        for i in range(blocks):
+            r = tf.nn.leaky_relu(conv(h, f"block{i}_a", 3, depth, depth), 0.2)
+            h = h + conv(r, f"block{i}_b", 3, depth, depth)
+        h = up(up(h, "up1", depth), "up2", depth)
+        y = conv(h, "conv_out", 3, depth, bands)
+        y = y + tf.repeat(tf.repeat(x, 4, axis=1), 4, axis=2)
+        gen = 1e4 * y
+        outputs = {
+            f"output_{p}:0": tf.identity(gen[:, p:-p, p:-p, :], name=f"output_{p}")
+            for p in SR4RS_PADS
+        }
+        assert lr.dtype == tf_dtype
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.saved_model.simple_save(sess, os.fspath(path), {"lr_input:0": lr}, outputs)
+    return os.fspath(path)

@@ -49,6 +49,7 @@ def upscale(
     resources: dict[str, float] | None = None,
     nonfinite: str = "error",
     trust_model: bool = False,
+    output: str | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """Super-resolve a georeferenced raster with a model, lazily and seam-free.
 
@@ -92,6 +93,10 @@ def upscale(
     trust_model
         Run a model whose graph reads or writes files, reaches the network or calls
         Python; such models are refused by default (see docs/guarantees.md).
+    output
+        For models with several outputs (SR4RS's ``output_32:0`` ... ``output_512:0``),
+        the one to use, with or without ``:0``; default: the largest. Outputs cropped by
+        a fixed border are restored to full extent.
 
     Returns
     -------
@@ -111,6 +116,7 @@ def upscale(
             resources=resources,
             nonfinite=nonfinite,
             trust_model=trust_model,
+            output=output,
         )
     if not isinstance(da, xr.DataArray):
         raise InputError(f"upscale needs an xarray DataArray or Dataset, got {type(da).__name__}")
@@ -119,7 +125,7 @@ def upscale(
     band_dim = band_dim or "__band__"
     work = work.transpose(band_dim, y_dim, x_dim)
     n_bands, height, width = work.shape
-    handle = load_model(model, halo=halo, bands=n_bands, trust=trust_model)
+    handle = load_model(model, halo=halo, bands=n_bands, trust=trust_model, output=output)
     meta = handle.metadata
     check_bands(n_bands, handle, band_dim)
     scale, h = handle.scale, handle.halo

@@ -43,6 +43,13 @@ class ModelMetadata:
         Per-band values given to the model in place of no-data pixels.
     tile
         Largest tile core (input pixels) the model should be called on.
+    output
+        Name of the signature output to use, for models with several (``None``: the only
+        one).
+    crop
+        Output pixels the model crops from every side of its output ("valid" outputs:
+        ``scale*H - 2*crop`` high); xsr4rs restores the full extent. The halo is at
+        least ``ceil(crop / scale)``.
     tensor_elements_per_pixel
         Elements of the network's largest intermediate tensor per input pixel (e.g.
         ``64 * 4**2`` for 64 features at x4); tiles are capped so that no tensor reaches
@@ -59,6 +66,8 @@ class ModelMetadata:
     value_range: tuple[float, float] | None = None
     fill_values: tuple[float, ...] | None = None
     tile: int | None = None
+    output: str | None = None
+    crop: int = 0
     tensor_elements_per_pixel: float | None = None
     name: str | None = None
     description: str | None = None
@@ -93,6 +102,13 @@ class ModelMetadata:
                 )
         if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
             raise bad(f"tile must be a positive integer, got {self.tile!r}")
+        if not isinstance(self.crop, int) or self.crop < 0:
+            raise bad(f"crop must be an integer >= 0, got {self.crop!r}")
+        if self.crop and self.halo * self.scale < self.crop:
+            raise bad(
+                f"halo {self.halo} is smaller than the cropped border ({self.crop} output "
+                f"pixels = {-(-self.crop // self.scale)} input pixels)"
+            )
 
     @property
     def n_input_bands(self) -> int | None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from xsr4rs.exceptions import HaloWarning, ModelError, OutputError
 from xsr4rs.model.contract import ModelMetadata, write_metadata
-from xsr4rs.model.handle import SRModel, _runtime, _stamp, load_model
+from xsr4rs.model.handle import SRModel, load_model, runtime
+from xsr4rs.model.runtime import stamp_of
 
 
 def export_model(
@@ -64,7 +65,7 @@ def export_model(
             )
         except Exception as err:
             raise ModelError(f"exporting the Keras model failed: {err}") from err
-        rt = _runtime(str(target), _stamp(str(target)))
+        rt = runtime(str(target), stamp_of(str(target)), trusted=True)  # just written by us
         probed_scale, n_out = probe_scale(rt, len(names))
         if probed_scale != scale:
             raise ModelError(f"the model upscales by {probed_scale}, not by scale={scale}")

@@ -5,10 +5,17 @@ graph (local or distributed) carries a few hundred bytes per model, never the we
 Each process loads the SavedModel on first use and keeps it; TensorFlow calls are
 serialised per process, so dask threads overlap reading and writing with one inference
 that uses all the cores TensorFlow is given.
+
+Whatever its signature (several outputs, an output cropped by a fixed border, an integer
+input type, TF1 names), an `SRModel` is called like every other: float32
+``[1, H, W, bands]`` in, float32 ``[1, scale*H, scale*W, out]`` out, a cropped border
+restored (as zeros, which the halo keeps out of every tile's core).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -21,102 +28,41 @@ import numpy as np
 
 from xsr4rs.exceptions import HaloWarning, ModelError
 from xsr4rs.model.contract import ModelMetadata, is_saved_model, read_metadata
+from xsr4rs.model.runtime import Runtime, first_line, output_key, stamp_of
 
 log = logging.getLogger("xsr4rs")
 
 _LOAD_LOCK = threading.Lock()
 _RUN_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, tuple[int, int]], _Runtime] = {}
+_LOADED: dict[tuple[str, tuple[int, int]], Runtime] = {}
 #: Metadata measured for plain SavedModels, so probing happens once per process.
 _PROBED: dict[tuple[Any, ...], ModelMetadata] = {}
+#: Bump when what probing measures changes, so cached measurements are redone.
+_PROBE_VERSION = 2
 
 
-class _Runtime:
-    """The loaded serving function of one SavedModel in this process."""
-
-    def __init__(self, path: str, trusted: bool = False) -> None:
-        from xsr4rs._tf import import_tf
-        from xsr4rs.model.savedmodel import check_trusted
-
-        tf = import_tf()
-        check_trusted(path, _stamp(path), trust=trusted)  # before anything of it runs
-        for gpu in tf.config.list_physical_devices("GPU"):
-            try:  # take GPU memory as needed, so several processes can share a GPU
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:  # TensorFlow already initialised its devices
-                pass
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as err:  # TensorFlow raises many types here
-            raise ModelError(f"cannot load the SavedModel {path}: {_first_line(err)}") from None
-        fn = loaded.signatures.get("serving_default")
-        if fn is None and loaded.signatures:
-            fn = next(iter(loaded.signatures.values()))
-        if fn is None:
-            raise ModelError(
-                f"the SavedModel {path} has no serving signature: export it with "
-                "xsr4rs.export_model() or with a signature taking one [batch, H, W, bands] tensor"
-            )
-        inputs = fn.structured_input_signature[1]
-        if len(inputs) != 1 or fn.structured_input_signature[0]:
-            raise ModelError(
-                f"the SavedModel {path} serving signature takes {len(inputs)} named inputs; "
-                "xsr4rs needs exactly one [batch, H, W, bands] tensor"
-            )
-        outputs = fn.structured_outputs
-        if isinstance(outputs, dict) and len(outputs) != 1:
-            raise ModelError(
-                f"the SavedModel {path} serving signature returns {len(outputs)} outputs "
-                f"({', '.join(outputs)}); xsr4rs needs exactly one"
-            )
-        ((self.input_key, spec),) = inputs.items()
-        if spec.shape.rank not in (None, 4):
-            raise ModelError(
-                f"the SavedModel {path} takes a tensor of shape {spec.shape}; "
-                "xsr4rs needs [batch, H, W, bands]"
-            )
-        self.bands = spec.shape[-1] if spec.shape.rank == 4 else None
-        self.dtype = spec.dtype
-        self.fn = fn
-        self.loaded = loaded  # keeps variables alive
-        self.tf = tf
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        tensor = self.tf.constant(x, dtype=self.dtype)
-        out = self.fn(**{self.input_key: tensor})
-        if isinstance(out, dict):
-            (out,) = out.values()
-        return out.numpy().astype(np.float32, copy=False)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def _stamp(path: str) -> tuple[int, int]:
-    for name in ("saved_model.pb", "saved_model.pbtxt"):
-        p = os.path.join(path, name)
-        if os.path.exists(p):
-            st = os.stat(p)
-            return st.st_mtime_ns, st.st_size
-    return 0, 0
-
-
-def _runtime(path: str, stamp: tuple[int, int], trusted: bool = False) -> _Runtime:
+def runtime(path: str, stamp: tuple[int, int], trusted: bool = False) -> Runtime:
+    """The model at ``path`` loaded in this process (once per path and stamp)."""
     key = (path, stamp)
     rt = _LOADED.get(key)
     if rt is None:
         with _LOAD_LOCK:
             rt = _LOADED.get(key)
             if rt is None:
-                rt = _LOADED[key] = _Runtime(path, trusted)
+                rt = _LOADED[key] = Runtime(path, trusted)
     return rt
 
 
 def loaded_models() -> list[str]:
     """Paths of the SavedModels loaded in this process (for tests and diagnostics)."""
     return [path for path, _ in _LOADED]
+
+
+def restore_crop(y: np.ndarray, crop: int) -> np.ndarray:
+    """A "valid" output cropped by ``crop`` pixels per side, padded back to full extent."""
+    if not crop:
+        return y
+    return np.pad(y, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
 
 
 class SRModel:
@@ -151,9 +97,10 @@ class SRModel:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Run the model on a float32 ``[batch, H, W, bands]`` array in this process."""
-        rt = _runtime(self.path, self.stamp, self.trusted)
+        rt = runtime(self.path, self.stamp, self.trusted)
         with _RUN_LOCK:
-            return rt(x)
+            y = rt(x, self.metadata.output)
+        return restore_crop(y, self.metadata.crop)
 
     def with_halo(self, halo: int) -> SRModel:
         """A copy using ``halo`` input pixels instead of the model's own."""
@@ -195,6 +142,7 @@ def load_model(
     halo: int | None = None,
     bands: int | None = None,
     trust: bool = False,
+    output: str | None = None,
 ) -> SRModel:
     """Open a model: a SavedModel directory, a built-in name, or an `SRModel`.
 
@@ -212,10 +160,15 @@ def load_model(
         calls Python (`xsr4rs.model.savedmodel`); without it such a model raises
         `UntrustedModelError` before anything of it runs. ``XSR4RS_TRUST_MODELS=1``
         trusts every model.
+    output
+        For models with several outputs (SR4RS's ``output_32:0`` ... ``output_512:0``),
+        the one to use, with or without ``:0``; default: the largest.
 
-    A SavedModel without xsr4rs metadata is probed with small tiles: its scale from the
-    output shape and, unless ``halo`` is given, its halo from how far one changed input
-    pixel changes the output. The measurement is logged and stored in the handle.
+    A SavedModel without xsr4rs metadata is probed with small tiles: for each output its
+    scale and the border it crops (a "valid" output of ``scale*H - 2*crop`` pixels) from
+    the output shapes and, unless ``halo`` is given, its halo from how far one changed
+    input pixel changes the output. Measured halos are cached on disk (beside the
+    built-in models) per model file, so later runs skip the measurement.
     """
     from xsr4rs.tiling import check_positive_int
 
@@ -226,6 +179,7 @@ def load_model(
             model = SRModel(model.path, model.metadata, model.stamp, True)
         return model if halo is None else _override_halo(model, halo)
     from xsr4rs.model.builtin import builtin_path, is_builtin
+    from xsr4rs.model.savedmodel import check_trusted
 
     name = os.fspath(model)
     path = builtin_path(name) if is_builtin(name) else name
@@ -240,21 +194,34 @@ def load_model(
             f"{path} is not a TensorFlow SavedModel (no saved_model.pb inside): give the "
             "directory written by xsr4rs.export_model() or tf.saved_model.save()"
         )
-    from xsr4rs.model.savedmodel import check_trusted
-
-    stamp = _stamp(path)
-    check_trusted(path, stamp, trust=trust)
+    stamp = stamp_of(path)
+    report = check_trusted(path, stamp, trust=trust)
     metadata = read_metadata(path)
     if metadata is None:
-        key = (path, stamp, halo, bands)
+        key = (path, stamp, halo, bands, output)
         if key not in _PROBED:
-            _PROBED[key] = _probe(path, stamp, halo=halo, bands=bands, trusted=trust)
+            _PROBED[key] = _probe(path, stamp, halo=halo, bands=bands, trusted=trust, output=output)
         metadata = _PROBED[key]
+    elif output is not None:
+        outputs = list(report.signatures["serving_default"].outputs) if report else [output]
+        chosen = output_key(output, outputs) if report else output
+        if chosen != (metadata.output or chosen):
+            raise ModelError(
+                f"model {metadata.name!r} declares its output {metadata.output!r}; "
+                f"{output!r} was asked for"
+            )
     handle = SRModel(path, metadata, stamp, trust)
     return handle if halo is None else _override_halo(handle, halo)
 
 
 def _override_halo(model: SRModel, halo: int) -> SRModel:
+    meta = model.metadata
+    need = -(-meta.crop // meta.scale)
+    if halo < need:
+        raise ModelError(
+            f"halo={halo} is smaller than the border the model crops from its output "
+            f"({meta.crop} output pixels = {need} input pixels): use halo >= {need}"
+        )
     if halo < model.halo:
         warnings.warn(
             f"halo={halo} is smaller than the model's halo {model.halo}: tiled output will "
@@ -272,39 +239,121 @@ def _builtin_names() -> list[str]:
 
 
 def _probe(
-    path: str, stamp: tuple[int, int], *, halo: int | None, bands: int | None, trusted: bool
+    path: str,
+    stamp: tuple[int, int],
+    *,
+    halo: int | None,
+    bands: int | None,
+    trusted: bool,
+    output: str | None,
 ) -> ModelMetadata:
-    from xsr4rs.model.probe import measure_halo, probe_scale
+    cache = _probe_cache_file(path, stamp, bands, output)
+    if halo is None and cache is not None and cache.is_file():
+        try:
+            return ModelMetadata.from_dict(json.loads(cache.read_text()))
+        except (OSError, ValueError, ModelError):
+            pass  # measured again below
+    meta = _measure(path, stamp, halo=halo, bands=bands, trusted=trusted, output=output)
+    if halo is None and cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(meta.to_dict()))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only cache only costs a measurement next time
+    return meta
 
-    rt = _runtime(path, stamp, trusted)
+
+def _probe_cache_file(
+    path: str, stamp: tuple[int, int], bands: int | None, output: str | None
+) -> Path | None:
+    from xsr4rs.model.builtin import cache_dir
+
+    variables = Path(path) / "variables" / "variables.index"
+    vstamp = (variables.stat().st_mtime_ns, variables.stat().st_size) if variables.exists() else 0
+    key = json.dumps([_PROBE_VERSION, path, stamp, vstamp, bands, output])
+    return cache_dir().parent / "probes" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+
+def _measure(
+    path: str,
+    stamp: tuple[int, int],
+    *,
+    halo: int | None,
+    bands: int | None,
+    trusted: bool,
+    output: str | None,
+) -> ModelMetadata:
+    from xsr4rs.model.probe import measure_halo, output_geometry
+
+    rt = runtime(path, stamp, trusted)
     n = rt.bands if rt.bands is not None else (bands or 1)
+    names = [output_key(output, rt.outputs)] if output is not None else rt.outputs
+    geometry: dict[str, tuple[int, int, int] | None] = {}
+    for key in names:
 
-    def call(x: np.ndarray) -> np.ndarray:
-        with _RUN_LOCK:
-            return rt(x)
+        def raw(x: np.ndarray, key: str = key) -> np.ndarray:
+            with _RUN_LOCK:
+                return rt(x, key if len(rt.outputs) > 1 else None)
 
-    try:
-        scale, out_bands = probe_scale(call, n)
-    except ModelError:
-        raise
-    except Exception as err:
+        try:
+            geometry[key] = output_geometry(raw, n)
+        except ModelError:
+            raise
+        except Exception as err:
+            raise ModelError(
+                f"calling the SavedModel {path} on a tile of shape [1, 32, 48, {n}] "
+                f"({rt.dtype}) failed: {first_line(err)}"
+            ) from None
+    usable = {k: g for k, g in geometry.items() if g is not None}
+    if not usable:
         raise ModelError(
-            f"calling the SavedModel {path} on a float32 tile of shape [1, 32, 48, {n}] "
-            f"failed: {_first_line(err)}"
-        ) from None
+            f"the SavedModel {path} returns empty outputs on tiles up to 288x304 pixels: "
+            "its output is cropped by more than xsr4rs can probe"
+        )
+    # the largest output: the one with the smallest cropped border
+    chosen = min(usable, key=lambda k: usable[k][1]) if output is None else names[0]
+    if chosen not in usable:
+        raise ModelError(f"the output {chosen!r} of {path} stays empty on every probe tile")
+    scale, crop, out_bands = usable[chosen]
+    key_out = chosen if len(rt.outputs) > 1 else None
+    need = -(-crop // scale)
     measured = halo is None
     if measured:
-        halo = measure_halo(call, n, scale)
-        log.info("measured halo of %s: %d input pixels", path, halo)
+
+        def adapted(x: np.ndarray) -> np.ndarray:
+            with _RUN_LOCK:
+                return restore_crop(rt(x, key_out), crop)
+
+        radius = measure_halo(adapted, n, scale, blind=need)
+        halo = max(radius, need)
+        log.info("measured halo of %s: %d input pixels (radius %d)", path, halo, radius)
+    elif halo < need:
+        raise ModelError(
+            f"halo={halo} is smaller than the border the model crops from its output "
+            f"({crop} output pixels = {need} input pixels): use halo >= {need}"
+        )
     in_names = None if rt.bands is None else tuple(f"band_{i + 1}" for i in range(n))
     out_names = None
     if out_bands != n:
         out_names = tuple(f"band_{i + 1}" for i in range(out_bands))
+    outputs = {
+        k: ({"scale": g[0], "crop": g[1], "bands": g[2]} if g else "empty on probe tiles")
+        for k, g in geometry.items()
+    }
     return ModelMetadata(
         scale=scale,
         halo=int(halo),
         input_bands=in_names,
         output_bands=out_names,
+        output=key_out,
+        crop=crop,
         name=Path(path).name,
-        provenance={"probed": True, "halo_measured": int(halo) if measured else None},
+        provenance={
+            "probed": True,
+            "halo_measured": int(halo) if measured else None,
+            "input": {"key": rt.input_key, "dtype": rt.dtype.name},
+            "outputs": outputs,
+        },
     )

@@ -26,14 +26,16 @@ from xsr4rs.exceptions import ModelError, UntrustedModelError
 #: Environment variable that trusts every model (for cluster jobs of vetted models).
 TRUST_ENV = "XSR4RS_TRUST_MODELS"
 
-#: Operations refused by name: files, checkpoints, summaries, readers, datasets (which
-#: read files or reach tf.data services), Python callbacks, debuggers, collectives.
+#: Operations refused by name: files, checkpoints, summaries, readers, the datasets that
+#: read or write files or reach tf.data services, Python callbacks (a GeneratorDataset's
+#: functions call PyFunc), debuggers, collectives.
 _REFUSED = re.compile(
     r"^(ReadFile|WriteFile|MatchingFiles|ImmutableConst|FileSystemSetConfiguration"
     r"|Save|SaveV2|SaveSlices|Restore|RestoreV2|RestoreSlice|MergeV2Checkpoints"
     r"|LoadAndRemapMatrix|GenerateVocabRemapping|InitializeTableFromTextFile(V2)?"
     r"|PyFunc|PyFuncStateless|EagerPyFunc"
-    r"|.*Reader(V2)?|Reader.*|.*Summary.*|.*Dataset.*|DatasetToTFRecord|.*TFRecord.*"
+    r"|.*Reader(V2)?|Reader.*|.*Summary.*|.*TFRecord.*|.*DataService.*|RegisterDataset.*"
+    r"|.*(TextLine|FixedLengthRecord|CSV|Sql|LMDB|Snapshot|Save|Load|Cache).*Dataset.*"
     r"|Debug.*|Copy|CopyHost|.*Rpc.*|Gcs.*|Collective.*|Nccl.*|_Send|_Recv|_HostSend|_HostRecv"
     r"|RegisterDataset|EncodeProto|DecodeProto(V2)?)$"
 )

@@ -225,7 +225,9 @@ class _Run:
         if not train or "scaling" not in meta.provenance:
             raise ModelError(
                 f"model.init_from: {self.cfg.model.init_from} was not exported by the xsr4rs "
-                "trainer (its metadata has no training record), so it cannot be fine-tuned"
+                "trainer (its metadata has no training record), so it cannot be fine-tuned; "
+                "SavedModels of other tools, SR4RS's included, are not (docs/from-sr4rs.md "
+                "says why)"
             )
         return meta
 

@@ -1,0 +1,132 @@
+"""The loaded serving function of one SavedModel in this process, called by output name.
+
+This is where foreign signatures are met: input keys with TF1 ``:0`` suffixes, integer
+input types (values are cast with a check that they fit), several outputs (one is chosen
+by name). What an output's geometry is (scale, cropped border) is measured by
+`xsr4rs.model.probe`; `xsr4rs.model.handle.SRModel` then presents every model to the
+engine as the same float32 ``[1, H, W, bands] -> [1, s*H, s*W, out]`` function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xsr4rs.exceptions import InputError, ModelError
+
+
+def output_key(name: str, outputs: list[str]) -> str:
+    """The key of ``outputs`` named ``name``, with or without a ``:0`` suffix.
+
+    >>> output_key("output_64", ["output_32:0", "output_64:0"])
+    'output_64:0'
+    """
+    bare = name.split(":")[0]
+    for key in outputs:
+        if key == name or key.split(":")[0] == bare:
+            return key
+    raise ModelError(f"the model has no output {name!r}: its outputs are {', '.join(outputs)}")
+
+
+def to_input_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` (float32 ``[n, h, w, bands]``) as the model's input type.
+
+    Integers are rounded; a value that does not fit the type raises `InputError` naming
+    the band and the value (a silent wrap would turn 40000 into -25536 in int16).
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype, copy=False)
+    if not np.issubdtype(dtype, np.integer):
+        raise ModelError(f"the model takes {dtype} input: xsr4rs gives it numbers only")
+    info = np.iinfo(dtype)
+    lo = x.min(axis=(0, 1, 2))
+    hi = x.max(axis=(0, 1, 2))
+    for band, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        bad = a if a < info.min else b if b > info.max else None
+        if bad is not None or not (np.isfinite(a) and np.isfinite(b)):
+            raise InputError(
+                f"band {band + 1} holds the value {bad if bad is not None else a:g}, which does "
+                f"not fit the model's {dtype} input ({info.min}..{info.max}): convert the "
+                "data to the units the model was trained on, or mark such pixels as no-data"
+            )
+    return np.rint(x).astype(dtype)
+
+
+class Runtime:
+    """A SavedModel loaded in this process (after its graph was checked)."""
+
+    def __init__(self, path: str, trusted: bool = False) -> None:
+        from xsr4rs._tf import import_tf
+        from xsr4rs.model.savedmodel import check_trusted
+
+        tf = import_tf()
+        check_trusted(path, stamp_of(path), trust=trusted)  # before anything of it runs
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:  # take GPU memory as needed, so several processes can share a GPU
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # TensorFlow already initialised its devices
+                pass
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as err:  # TensorFlow raises many types here
+            raise ModelError(f"cannot load the SavedModel {path}: {first_line(err)}") from None
+        fn = loaded.signatures.get("serving_default")
+        if fn is None and loaded.signatures:
+            fn = next(iter(loaded.signatures.values()))
+        if fn is None:
+            raise ModelError(
+                f"the SavedModel {path} has no serving signature: export it with "
+                "xsr4rs.export_model() or with a signature taking one [batch, H, W, bands] tensor"
+            )
+        inputs = fn.structured_input_signature[1]
+        if len(inputs) != 1 or fn.structured_input_signature[0]:
+            raise ModelError(
+                f"the SavedModel {path} serving signature takes {len(inputs)} named inputs "
+                f"({', '.join(inputs)}); xsr4rs needs exactly one [batch, H, W, bands] tensor"
+            )
+        ((self.input_key, spec),) = inputs.items()
+        if spec.shape.rank not in (None, 4):
+            raise ModelError(
+                f"the SavedModel {path} takes a tensor of shape {spec.shape}; "
+                "xsr4rs needs [batch, H, W, bands]"
+            )
+        outputs = fn.structured_outputs
+        self.outputs = list(outputs) if isinstance(outputs, dict) else ["output_0"]
+        self.bands = spec.shape[-1] if spec.shape.rank == 4 else None
+        self.dtype = np.dtype(spec.dtype.as_numpy_dtype)
+        self.fn = fn
+        self.loaded = loaded  # keeps variables alive
+        self.tf = tf
+
+    def __call__(self, x: np.ndarray, output: str | None = None) -> np.ndarray:
+        """The output ``output`` (the only one when ``None``) for the float32 input ``x``."""
+        tensor = self.tf.constant(to_input_dtype(x, self.dtype))
+        out = self.fn(**{self.input_key: tensor})
+        if isinstance(out, dict):
+            if output is None:
+                if len(out) != 1:
+                    raise ModelError(
+                        f"the model returns {len(out)} outputs ({', '.join(out)}): choose one "
+                        "with output= (CLI --output)"
+                    )
+                (out,) = out.values()
+            else:
+                out = out[output_key(output, list(out))]
+        return out.numpy().astype(np.float32, copy=False)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def stamp_of(path: str) -> tuple[int, int]:
+    """(mtime, size) of the SavedModel's protobuf: it changes when the model is rewritten."""
+    import os
+
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        p = os.path.join(path, name)
+        if os.path.exists(p):
+            st = os.stat(p)
+            return st.st_mtime_ns, st.st_size
+    return 0, 0
