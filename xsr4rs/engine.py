@@ -1,11 +1,13 @@
-"""The halo engine: map a model over the blocks of a (band, y, x) dask array.
+"""The halo engine: map a model over the blocks of a (..., band, y, x) dask array.
 
 Each chunk is extended by ``halo`` input pixels taken from its neighbours (dask
 ``overlap``) or, at the image border, by mirror padding (``numpy.pad(mode="symmetric")``,
 which is dask's ``boundary="reflect"``). The model runs on tiles of the extended chunk and
 ``scale * halo`` output pixels are cropped from each side of every tile, so the result
 equals the model applied once to the mirror-padded whole image whatever the chunking.
-No xarray here, and TensorFlow only behind the model handle.
+Leading dimensions (dates of a time cube) keep their chunks; the images of one block go
+through the model together, as one batch per tile. No xarray here, and TensorFlow only
+behind the model handle.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 import dask.array as dsa
 import numpy as np
 
-from xsr4rs.exceptions import ModelError, NonFiniteOutputError, XSRError
-from xsr4rs.nodata import fill_invalid, invalid_mask, to_output_dtype
+from xsr4rs.exceptions import InputError, ModelError, NonFiniteOutputError, XSRError
+from xsr4rs.nodata import invalid_mask, set_masked, to_output_dtype
 from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
+from xsr4rs.units import apply
 
 Model = Callable[[np.ndarray], np.ndarray]
 
@@ -32,7 +35,12 @@ class BlockSpec:
     the per-band values given to the model in place of no-data, ``out_nodata`` the value
     written where the input was no-data. ``nonfinite`` says what NaN or infinite model
     output at a valid pixel does: ``"error"`` (`NonFiniteOutputError`) or ``"nodata"``
-    (the pixel becomes ``out_nodata``, which must then be set).
+    (the pixel becomes ``out_nodata``, which must then be set). ``to_model`` is the
+    per-band ``(a, b)`` of ``model = a * input + b`` and ``from_model`` the per-output-band
+    ``(c, d)`` of ``output = c * model + d`` (`xsr4rs.units`), or ``None``.
+    ``value_range`` (model units): when set, a sample of the input's blocks is checked
+    against it once, before any model task runs (`check_range`); ``what`` names the model
+    and its units in that error.
     """
 
     scale: int
@@ -44,78 +52,158 @@ class BlockSpec:
     out_dtype: str
     out_nodata: float | None
     nonfinite: str = "error"
+    to_model: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    from_model: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    value_range: tuple[float, float] | None = None
+    what: str = "the model"
 
 
 def run_block(
     block: np.ndarray,
+    checked: np.ndarray | None = None,
     *,
     model: Model,
     spec: BlockSpec,
     pad: tuple[bool, bool],
     block_info: dict | None = None,
 ) -> np.ndarray:
-    """Upscale one extended (band, y, x) block and return its cropped output block.
+    """Upscale one extended (..., band, y, x) block and return its cropped output block.
 
     ``block`` carries ``spec.halo`` pixels on each side, except along axes flagged in
     ``pad`` (an axis that is a single chunk), which are mirror-padded here.
     ``block_info`` (from dask) locates the block, to say where bad output is.
+    ``checked`` is the token of the range check the block waited for.
     """
     scale, halo = spec.scale, spec.halo
+    lead = block.shape[:-3]
+    images = block.reshape((-1,) + block.shape[-3:])
     if any(pad):
-        widths = ((0, 0), (halo if pad[0] else 0,) * 2, (halo if pad[1] else 0,) * 2)
-        block = np.pad(block, widths, mode="symmetric")
-    mask = invalid_mask(block, spec.nodata)
-    values = fill_invalid(block, mask, np.asarray(spec.fill, dtype=np.float32))
-    core_h, core_w = block.shape[1] - 2 * halo, block.shape[2] - 2 * halo
-    out = np.empty((spec.out_bands, scale * core_h, scale * core_w), dtype=np.float32)
+        widths = ((0, 0), (0, 0), (halo if pad[0] else 0,) * 2, (halo if pad[1] else 0,) * 2)
+        images = np.pad(images, widths, mode="symmetric")
+    mask = invalid_mask(images, spec.nodata)
+    values = images.astype(np.float32, copy=True)
+    if spec.to_model is not None:
+        apply(values, *spec.to_model)
+    set_masked(values, mask, np.asarray(spec.fill, dtype=np.float32))
+    n = images.shape[0]
+    core_h, core_w = images.shape[-2] - 2 * halo, images.shape[-1] - 2 * halo
+    out = np.empty((n, spec.out_bands, scale * core_h, scale * core_w), dtype=np.float32)
     c = scale * halo
     for y0, y1 in split_axis(core_h, spec.tile):
         for x0, x1 in split_axis(core_w, spec.tile):
-            x = values[:, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
+            x = values[:, :, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
             y = _call(model, x, spec)
-            out[:, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
-                0, c : y.shape[1] - c, c : y.shape[2] - c, :
-            ].transpose(2, 0, 1)
-    core_mask = mask[halo : halo + core_h, halo : halo + core_w]
-    up_mask = np.repeat(np.repeat(core_mask, scale, axis=0), scale, axis=1)
+            out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
+                :, c : y.shape[1] - c, c : y.shape[2] - c, :
+            ].transpose(0, 3, 1, 2)
+    core_mask = mask[:, halo : halo + core_h, halo : halo + core_w]
+    up_mask = np.repeat(np.repeat(core_mask, scale, axis=1), scale, axis=2)
+    if spec.from_model is not None:
+        apply(out, *spec.from_model)
     up_mask = _check_finite(out, up_mask, spec, block_info)
     result = to_output_dtype(out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask)
-    COUNTER.add(result.shape[1] * result.shape[2])
-    return result
+    COUNTER.add(1, n * result.shape[-2] * result.shape[-1])
+    return result.reshape(lead + result.shape[1:])
+
+
+def model_values(block: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """The valid values of a (..., band, y, x) block in the model's units (1-D float32)."""
+    images = block.reshape((-1,) + block.shape[-3:])
+    mask = invalid_mask(images, spec.nodata)
+    values = images.astype(np.float32, copy=True)
+    if spec.to_model is not None:
+        apply(values, *spec.to_model)
+    return values[np.broadcast_to(~mask[:, None], values.shape)]
+
+
+def check_range(values: np.ndarray, value_range: tuple[float, float], what: str) -> None:
+    """Raise `InputError` when valid values (model units) are far outside ``value_range``:
+    99 % of them below 1 % of the range above its low end (reflectance in 0..1 given to a
+    model of reflectance x 10000), or a median ten ranges away (raw counts given to a
+    model of physical values). Thresholds leave dark water and bright clouds alone."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    lo, hi = value_range
+    span = hi - lo
+    p99, p50 = np.percentile(values, 99), np.percentile(values, 50)
+    if p99 < lo + span / 100:
+        raise InputError(
+            f"input values look too small for {what}: 99% of sampled valid pixels are below "
+            f"{p99:.4g} (in the model's units) but the model expects values in {lo:g}..{hi:g}. "
+            "Give the input's scale_factor/add_offset (CLI --scale-factor/--add-offset), "
+            "rescale it (e.g. multiply 0..1 reflectance by 10000), or pass check_range=False "
+            "(CLI --no-range-check) if you are sure"
+        )
+    if p50 > hi + 10 * span or p50 < lo - 10 * span:
+        raise InputError(
+            f"input values look out of range for {what}: the median of sampled valid pixels "
+            f"is {p50:.4g} (in the model's units) but the model expects values in "
+            f"{lo:g}..{hi:g}. Give the input's scale_factor/add_offset (CLI --scale-factor/"
+            "--add-offset) or convert it, or pass check_range=False (CLI --no-range-check)"
+        )
+
+
+def _check_sample(*blocks: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """The range check of a few blocks; returns a token the model tasks wait for."""
+    assert spec.value_range is not None
+    values = np.concatenate([model_values(b, spec) for b in blocks])
+    check_range(values, spec.value_range, spec.what)
+    return np.zeros((), dtype=bool)
+
+
+def _sample_blocks(arr: dsa.Array, count: int = 9) -> list[dsa.Array]:
+    """Up to ``count`` blocks of ``arr`` spread over its block grid (corners, middle...)."""
+    grid = arr.numblocks
+    picks = set()
+    for k in range(count):
+        picks.add(
+            tuple(
+                0 if n == 1 else int(round((k * (i + 2) * 0.37) % 1 * (n - 1)))
+                for i, n in enumerate(grid)
+            )
+        )
+    return [arr.blocks[p] for p in sorted(picks)]
 
 
 def _check_finite(
     out: np.ndarray, mask: np.ndarray, spec: BlockSpec, block_info: dict | None
 ) -> np.ndarray:
     """``mask`` extended by valid pixels where the model returned NaN or Inf, or raise."""
-    bad = ~np.isfinite(out).all(axis=0)
+    bad = ~np.isfinite(out).all(axis=1)
     if not bad.any():
         return mask
     bad &= ~mask
     if not bad.any():
         return mask
     if spec.nonfinite == "nodata":
-        out[:, bad] = 0.0  # overwritten by no-data; keeps the cast free of NaN
+        set_masked(out, bad, 0.0)  # overwritten by no-data; keeps the cast free of NaN
         return mask | bad
-    rows, cols = np.nonzero(bad)
-    y0, x0 = 0, 0
+    image, rows, cols = np.nonzero(bad)
+    loc = [(0, s) for s in bad.shape]
     if block_info and None in block_info:
-        (_, _), (y0, _), (x0, _) = block_info[None]["array-location"]
-    h, w = bad.shape
+        loc = block_info[None]["array-location"]
+    (y0, _), (x0, _) = loc[-2], loc[-1]
+    h, w = bad.shape[-2:]
+    where = ""
+    if len(loc) > 3:  # a cube: say which image of the leading dimensions
+        index = np.unravel_index(image[0], [b - a for a, b in loc[:-3]])
+        first = tuple(int(a + i) for (a, _), i in zip(loc[:-3], index, strict=True))
+        where = f" of the image at index {first}"
     raise NonFiniteOutputError(
         f"the model returned NaN or infinite values for {int(bad.sum())} valid output "
-        f"pixels of the block at output rows {y0}-{y0 + h - 1}, columns {x0}-{x0 + w - 1} "
-        f"(the first at row {y0 + rows[0]}, column {x0 + cols[0]}): check the model and "
-        "the input's units, or pass nonfinite='nodata' (CLI --nonfinite nodata) to write "
+        f"pixels of the block at output rows {y0}-{y0 + h - 1}, columns {x0}-{x0 + w - 1}"
+        f"{where} (the first at row {y0 + rows[0]}, column {x0 + cols[0]}): check the model "
+        "and the input's units, or pass nonfinite='nodata' (CLI --nonfinite nodata) to write "
         "those pixels as no-data"
     )
 
 
 def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
-    """Run the model on a (band, y, x) tile; check the shape of what it returns."""
-    shape = (1, *tile.shape[1:], tile.shape[0])
+    """Run the model on a (n, band, y, x) tile; check the shape of what it returns."""
+    shape = (tile.shape[0], *tile.shape[2:], tile.shape[1])
     try:
-        y = model(np.ascontiguousarray(tile.transpose(1, 2, 0))[None])
+        y = model(np.ascontiguousarray(tile.transpose(0, 2, 3, 1)))
     except XSRError:  # the adapter's own errors (input out of the model's type...) say it all
         raise
     except Exception as err:  # TensorFlow's errors: say which tile and what to try
@@ -125,7 +213,7 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
             f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
             "divisible by some number, choose tile= and chunks= accordingly"
         ) from err
-    expected = (1, spec.scale * shape[1], spec.scale * shape[2], spec.out_bands)
+    expected = (shape[0], spec.scale * shape[1], spec.scale * shape[2], spec.out_bands)
     if y.shape != expected:
         raise ModelError(
             f"the model returned shape {tuple(y.shape)} for a tile of shape {shape}; "
@@ -141,7 +229,8 @@ def map_model(
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
     annotations: dict | None = None,
 ) -> dsa.Array:
-    """Lazily upscale a (band, y, x) dask array; output chunks are ``chunks`` times the scale.
+    """Lazily upscale a (..., band, y, x) dask array; output chunks are ``chunks`` times
+    the scale along y and x, the input's chunks along leading dimensions.
 
     ``chunks`` must come from `xsr4rs.tiling.regular_chunks` or
     `~xsr4rs.tiling.merge_small_chunks`: with more than one chunk along an axis, every
@@ -150,21 +239,32 @@ def map_model(
     """
     ychunks, xchunks = chunks
     halo, scale = spec.halo, spec.scale
-    arr = arr.rechunk(((arr.shape[0],), ychunks, xchunks))
+    nlead = arr.ndim - 3
+    arr = arr.rechunk(arr.chunks[:nlead] + ((arr.shape[nlead],), ychunks, xchunks))
+    extra: list[dsa.Array] = []
+    if spec.value_range is not None:  # every model task waits for one check of a sample
+        import dask
+
+        check = dask.delayed(
+            _check_sample, name="xsr4rs-range-check-" + dask.base.tokenize(arr.name, spec)
+        )
+        extra = [dsa.from_delayed(check(*_sample_blocks(arr), spec=spec), (), dtype=bool)]
     split = (len(ychunks) > 1 and halo > 0, len(xchunks) > 1 and halo > 0)
     if any(split):
-        arr = dsa.overlap.overlap(
-            arr,
-            depth={0: 0, 1: halo if split[0] else 0, 2: halo if split[1] else 0},
-            boundary={0: "none", 1: "reflect", 2: "reflect"},
-        )
+        depth = {i: 0 for i in range(nlead + 1)}
+        depth.update({nlead + 1: halo if split[0] else 0, nlead + 2: halo if split[1] else 0})
+        boundary = {i: "none" for i in range(nlead + 1)}
+        boundary.update({nlead + 1: "reflect", nlead + 2: "reflect"})
+        arr = dsa.overlap.overlap(arr, depth=depth, boundary=boundary)
     out_dtype = np.dtype(spec.out_dtype)
     out = dsa.map_blocks(
         run_block,
         arr,
+        *extra,
         dtype=out_dtype,
-        chunks=((spec.out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
-        meta=np.empty((0, 0, 0), dtype=out_dtype),
+        chunks=arr.chunks[:nlead]
+        + ((spec.out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
+        meta=np.empty((0,) * arr.ndim, dtype=out_dtype),
         token="xsr4rs-upscale",
         model=model,
         spec=spec,
@@ -178,8 +278,8 @@ def isolate(arr: dsa.Array, annotations: dict) -> dsa.Array:
 
     dask fuses blockwise layers, and fusion drops annotations, so tasks meant for GPU
     workers would run anywhere. A materialized layer is never fused with its neighbours;
-    low-level fusion must also be off when the graph is optimised (`xsr4rs.io.write`
-    does this).
+    low-level fusion must also be off when the graph is optimised (`xsr4rs.upscale` turns
+    it off in dask's configuration when annotations are given).
     """
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 

@@ -189,10 +189,16 @@ def _open(
 ) -> _Raster:
     """``src`` as a lazy (band, y, x) DataArray with its grid and band names."""
     from xsr4rs.io import open_raster, select_bands
-    from xsr4rs.upscale import _dims
+    from xsr4rs.layout import layout
 
     if isinstance(src, xr.DataArray):
-        y_dim, x_dim, band_dim = _dims(src)
+        lay = layout(src)
+        if lay.lead:
+            raise InputError(
+                f"{what} has the dimensions {lay.lead} besides band, y and x: evaluate one "
+                "image at a time (select one value of each)"
+            )
+        y_dim, x_dim, band_dim = lay.y, lay.x, lay.band
         if band_dim is None:
             da = src.expand_dims("band")
         else:

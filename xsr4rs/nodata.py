@@ -13,28 +13,37 @@ def is_nan(value: float | None) -> bool:
 
 
 def invalid_mask(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(y, x) mask of pixels that are no-data in any band of a (band, y, x) block.
+    """(..., y, x) mask of pixels that are no-data in any band of a (..., band, y, x) block.
 
     NaN is always no-data in float data, whatever ``nodata`` says.
     """
-    mask = np.zeros(block.shape[1:], dtype=bool)
+    mask = np.zeros(block.shape[:-3] + block.shape[-2:], dtype=bool)
     if np.issubdtype(block.dtype, np.floating):
-        mask |= np.isnan(block).any(axis=0)
+        mask |= np.isnan(block).any(axis=-3)
     if nodata is not None and not is_nan(nodata):
-        mask |= (block == nodata).any(axis=0)
+        mask |= (block == nodata).any(axis=-3)
     return mask
 
 
 def fill_invalid(block: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """Float32 copy of ``block`` with masked pixels set to the per-band ``fill`` values.
+    """Float32 copy of a (..., band, y, x) ``block`` with masked pixels set to the
+    per-band ``fill`` values.
 
     The fill depends on the pixel alone, never on its neighbourhood, so valid output
     cannot change with the chunking.
     """
     out = block.astype(np.float32, copy=True)
+    return set_masked(out, mask, np.asarray(fill, dtype=np.float32))
+
+
+def set_masked(values: np.ndarray, mask: np.ndarray, fill: np.ndarray | float) -> np.ndarray:
+    """Set (in place) the pixels of a (..., band, y, x) array where the (..., y, x)
+    ``mask`` is true to ``fill`` (one value, or one per band)."""
     if mask.any():
-        out[:, mask] = np.asarray(fill, dtype=np.float32)[:, None]
-    return out
+        fill = np.asarray(fill, dtype=values.dtype)
+        fill = fill[:, None, None] if fill.ndim == 1 else fill
+        np.copyto(values, np.broadcast_to(fill, values.shape), where=mask[..., None, :, :])
+    return values
 
 
 def check_nodata(dtype: np.dtype, nodata: float | None, what: str = "output") -> float | None:
@@ -60,7 +69,7 @@ def check_nodata(dtype: np.dtype, nodata: float | None, what: str = "output") ->
 def to_output_dtype(
     values: np.ndarray, dtype: np.dtype, nodata: float | None, mask: np.ndarray | None
 ) -> np.ndarray:
-    """Cast float model output to ``dtype`` and write no-data where ``mask`` is set.
+    """Cast float (..., band, y, x) model output to ``dtype``; no-data where ``mask`` is set.
 
     Integers are rounded and clipped to the type's range. A valid pixel that would equal
     the no-data value is nudged by one step (one integer unit, or one float ulp) so that
@@ -78,6 +87,6 @@ def to_output_dtype(
         if nodata is not None and not is_nan(nodata):
             hit = out == nodata
             out[hit] = np.nextafter(out[hit], np.inf if nodata < np.finfo(dtype).max else -np.inf)
-    if mask is not None and nodata is not None and mask.any():
-        out[:, mask] = nodata
+    if mask is not None and nodata is not None:
+        set_masked(out, mask, nodata)
     return out

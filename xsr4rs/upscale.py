@@ -1,24 +1,37 @@
-"""``upscale``: validate a raster against a model, map the model lazily, set georeferencing."""
+"""``upscale``: validate a raster against a model, map the model lazily, set georeferencing.
+
+The one path is ``(..., band, y, x)``: leading dimensions (dates of a stackstac cube) are
+mapped over by the engine, band names are matched to the model's (`xsr4rs.bands`), values
+are taken into the model's units and back (`xsr4rs.units`), and the output's coordinates
+and attributes are built by `xsr4rs.output`. Datasets with one variable per band
+(odc-stac) go through `xsr4rs.dataset`.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask
-import dask.array as dsa
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor used below)
 import xarray as xr
 
-from xsr4rs.engine import BlockSpec, map_model
-from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError, TileWarning
-from xsr4rs.geo import pixel_centres, upscaled_transform
+from xsr4rs import bands as band_names
+from xsr4rs import output as output_mod
+from xsr4rs import units
+from xsr4rs.engine import BlockSpec, check_range, map_model, model_values
+from xsr4rs.exceptions import InputError, ParameterError, TileWarning
+from xsr4rs.layout import Layout, band_labels, layout, pixel_grid
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_nodata, is_nan
 from xsr4rs.tiling import check_positive_int, max_tile, merge_small_chunks, regular_chunks
+
+log = logging.getLogger("xsr4rs")
 
 #: Default chunk (input pixels per side) when the input is not dask-backed: one default
 #: tile, so each chunk is one model call. Measured on the x4 sample scene with bicubic
@@ -33,7 +46,7 @@ DEFAULT_CHUNK = 512
 DEFAULT_TILE = 512
 
 ModelLike = str | os.PathLike[str] | SRModel
-_DROP_ATTRS = {"_FillValue", "missing_value", "GeoTransform", "transform", "res", "nodatavals"}
+_BAND = "__band__"
 
 
 def upscale(
@@ -50,15 +63,21 @@ def upscale(
     nonfinite: str = "error",
     trust_model: bool = False,
     output: str | None = None,
+    band_dim: str | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    add_offset: float | Sequence[float] | None = None,
+    check_range: bool = True,
 ) -> xr.DataArray | xr.Dataset:
     """Super-resolve a georeferenced raster with a model, lazily and seam-free.
 
     Parameters
     ----------
     da
-        A (band, y, x) or (y, x) DataArray, numpy- or dask-backed, in any dimension order
-        (rioxarray finds the spatial dimensions). A Dataset upscales each of its raster
-        variables.
+        A DataArray with y/x dimensions (rioxarray finds them), numpy- or dask-backed, in
+        any dimension order: ``(y, x)``, ``(band, y, x)``, or a cube such as stackstac's
+        ``(time, band, y, x)`` whose other dimensions are mapped over. A Dataset whose
+        variables are the model's bands (odc-stac's ``red``, ``green``... or ``B04``...)
+        is upscaled as one multi-band image; otherwise each raster variable alone.
     model
         A SavedModel directory, a built-in model name (``"bicubic"``, ``"nearest-x2"``...)
         or an `SRModel` from `xsr4rs.load_model`.
@@ -66,7 +85,8 @@ def upscale(
         Input pixels of overlap per side; default: the model's own (metadata or measured).
     chunks
         Input pixels per chunk side (int or ``(y, x)``); default: the dask chunks of ``da``,
-        or 512 for numpy data. Chunks smaller than the halo are merged.
+        or 512 for numpy data. Chunks smaller than the halo are merged. Leading dimensions
+        keep their chunks (one image per chunk for numpy data).
     tile
         Input pixels per side of one model call (chunks are split into tiles); default:
         the model's ``tile`` or 512.
@@ -77,14 +97,14 @@ def upscale(
     dtype
         Output type; default: the input's (integers are rounded and clipped).
     fill
-        Value(s) given to the model in place of no-data; default: the model's
-        ``fill_values``, else 0.
+        Value(s) given to the model in place of no-data, in the model's units; default:
+        the model's ``fill_values``, else 0.
     resources
         Dask worker resources the model tasks need, e.g. ``{"GPU": 1}``: on a distributed
         cluster they then run only on workers started with ``--resources GPU=1``, while
-        reading and writing run anywhere. Resources set with ``dask.annotate`` around
-        this call are honoured too. Write with `xsr4rs.io.write` (or compute with dask's
-        ``optimization.fuse.active`` set to False) so that graph optimisation keeps them.
+        reading and writing run anywhere. Resources set with ``dask.annotate`` around this
+        call are honoured too. Low-level task fusion, which drops them, is turned off in
+        dask's configuration then, so ``.compute()``, ``.persist()`` and writers keep them.
     nonfinite
         What NaN or infinite model output at a valid pixel does when computed:
         ``"error"`` (the default) raises `NonFiniteOutputError` saying how many pixels and
@@ -97,37 +117,175 @@ def upscale(
         For models with several outputs (SR4RS's ``output_32:0`` ... ``output_512:0``),
         the one to use, with or without ``:0``; default: the largest. Outputs cropped by
         a fixed border are restored to full extent.
+    band_dim
+        The band dimension, when its name does not say it (default: ``band``, or the only
+        dimension besides y/x and dates).
+    scale_factor, add_offset
+        How the input's values relate to physical ones (``physical = value * scale_factor
+        + add_offset``; one value or one per band), overriding what the data says (CF
+        attributes or encoding, STAC ``raster:bands``). E.g. Sentinel-2 L2A of processing
+        baseline 04.00 and later: ``scale_factor=1e-4, add_offset=-0.1``. When the model
+        states its units too, values are converted into them and the output back.
+    check_range
+        Check, once, a sample of the input against the model's ``value_range`` before any
+        model task runs (`InputError` for data far outside it, such as 0..1 reflectance
+        for a model of reflectance x 10000). This happens when the result is computed.
 
     Returns
     -------
     A lazy DataArray with ``scale`` times more pixels in y and x, dims in the input's
-    order, the input's CRS and attributes, and the transform ``transform * Affine.scale(1/scale)``.
+    order and band names kept, the input's CRS, units, encoding and attributes (those of
+    the old grid dropped), and the transform ``transform * Affine.scale(1/scale)``; for a
+    Dataset, a Dataset with the same variable names.
     """
+    kwargs = dict(
+        halo=halo,
+        chunks=chunks,
+        tile=tile,
+        nodata=nodata,
+        dtype=dtype,
+        fill=fill,
+        resources=resources,
+        nonfinite=nonfinite,
+        trust_model=trust_model,
+        output=output,
+        scale_factor=scale_factor,
+        add_offset=add_offset,
+        check_range=check_range,
+    )
     if isinstance(da, xr.Dataset):
-        return _upscale_dataset(
-            da,
-            model,
-            halo=halo,
-            chunks=chunks,
-            tile=tile,
-            nodata=nodata,
-            dtype=dtype,
-            fill=fill,
-            resources=resources,
-            nonfinite=nonfinite,
-            trust_model=trust_model,
-            output=output,
-        )
+        from xsr4rs.dataset import upscale_dataset
+
+        return upscale_dataset(da, model, band_dim=band_dim, **kwargs)
     if not isinstance(da, xr.DataArray):
         raise InputError(f"upscale needs an xarray DataArray or Dataset, got {type(da).__name__}")
-    y_dim, x_dim, band_dim = _dims(da)
-    work = da if band_dim is not None else da.expand_dims("__band__")
-    band_dim = band_dim or "__band__"
-    work = work.transpose(band_dim, y_dim, x_dim)
-    n_bands, height, width = work.shape
-    handle = load_model(model, halo=halo, bands=n_bands, trust=trust_model, output=output)
+    return _upscale_array(da, model, band_dim=band_dim, **kwargs)
+
+
+@dataclass
+class _Prepared:
+    """An input laid out for the engine: ``work`` is (*lead, band, y, x), bands in the
+    model's order; ``order`` the input bands used, in that order (``None``: all, as they
+    are); ``labels`` their names or coordinate values."""
+
+    lay: Layout
+    band: str
+    work: xr.DataArray
+    handle: SRModel
+    order: list[int] | None
+    labels: list[Any] | None
+    names: list[Any] | None
+    encoding: units.Encoding | None
+
+
+def _prepare(
+    da: xr.DataArray,
+    model: ModelLike,
+    *,
+    halo: int | None,
+    band_dim: str | None,
+    trust_model: bool,
+    output: str | None,
+    scale_factor: Any,
+    add_offset: Any,
+) -> _Prepared:
+    lay = layout(da, band_dim)
+    band = lay.band or _BAND
+    work = da if lay.band else da.expand_dims(_BAND)
+    work = work.transpose(*lay.lead, band, lay.y, lay.x)
+    n = work.sizes[band]
+    handle = load_model(model, halo=halo, bands=n, trust=trust_model, output=output)
+    names = band_labels(da, lay.band)
+    order = _band_order(handle, names, n, band)
+    if order is not None:
+        work = work.isel({band: order})
+    check_bands(work.sizes[band], handle, band)
+    labels = list(work[band].values) if lay.band and band in work.coords else None
+    used = [names[i] for i in (order or range(n))] if names else None
+    encoding = _input_encoding(da, work, band, order, n, scale_factor, add_offset)
+    return _Prepared(lay, band, work, handle, order, labels, used, encoding)
+
+
+def _band_order(handle: SRModel, names: list[Any], n: int, band: str) -> list[int] | None:
+    """Input bands to give the model, in its order, when both sides name their bands."""
+    wanted = handle.metadata.input_bands
+    if not wanted or not names:
+        return None
+    try:
+        order = band_names.match(wanted, names)
+    except KeyError as err:
+        raise InputError(
+            f"model {handle.name!r} needs the bands {', '.join(wanted)}: {err.args[0]}"
+        ) from None
+    return None if order == list(range(n)) else order
+
+
+def _input_encoding(
+    da: xr.DataArray,
+    work: xr.DataArray,
+    band: str,
+    order: list[int] | None,
+    n_in: int,
+    scale_factor: Any,
+    add_offset: Any,
+) -> units.Encoding | None:
+    n = work.sizes[band]
+
+    def ordered(mapping: dict[str, Any]) -> dict[str, Any]:  # per-band values follow `order`
+        out = dict(mapping)
+        for key in ("scale_factor", "add_offset"):
+            value = np.atleast_1d(out.get(key, 0))
+            if order is not None and value.size == n_in > 1:
+                out[key] = value[order]
+        return out
+
+    enc = units.explicit(scale_factor, add_offset, n)
+    if enc is None:
+        enc = units.from_cf(ordered(da.attrs), n, "CF attributes")
+    if enc is None:
+        decoded = da.encoding if "dtype" in da.encoding else {}
+        enc = units.from_cf(ordered(decoded), n, "CF encoding (decoded values)")
+        if enc is not None:  # the values were decoded: they are physical
+            enc = units.Encoding((1.0,) * n, (0.0,) * n, enc.source)
+    if enc is None and "raster:bands" in work.coords:
+        rb = work.coords["raster:bands"]
+        values = [rb.item()] * n if rb.ndim == 0 else list(rb.values)
+        enc = units.from_stac(values, np.issubdtype(work.dtype, np.integer))
+    return enc
+
+
+def _upscale_array(
+    da: xr.DataArray,
+    model: ModelLike,
+    *,
+    halo: int | None,
+    chunks: Any,
+    tile: int | None,
+    nodata: float | None,
+    dtype: Any,
+    fill: Any,
+    resources: dict[str, float] | None,
+    nonfinite: str,
+    trust_model: bool,
+    output: str | None,
+    band_dim: str | None,
+    scale_factor: Any,
+    add_offset: Any,
+    check_range: bool,
+) -> xr.DataArray:
+    p = _prepare(
+        da,
+        model,
+        halo=halo,
+        band_dim=band_dim,
+        trust_model=trust_model,
+        output=output,
+        scale_factor=scale_factor,
+        add_offset=add_offset,
+    )
+    work, band, lay, handle = p.work, p.band, p.lay, p.handle
     meta = handle.metadata
-    check_bands(n_bands, handle, band_dim)
+    n_bands = work.sizes[band]
     scale, h = handle.scale, handle.halo
 
     in_dtype = np.dtype(work.dtype)
@@ -160,32 +318,66 @@ def upscale(
         out_nodata = float("nan")
     out_nodata = check_nodata(out_dtype, out_nodata)
     fill_values = _fill(fill, meta.fill_values, n_bands)
+    n_out = meta.n_output_bands or n_bands
+    conv = units.conversion(p.encoding, meta.physical, n_out)
 
-    ychunks, xchunks = _chunk_plan(work, chunks, h)
+    ychunks, xchunks = _chunk_plan(work, band, lay, chunks, h)
     tile = _tile(tile, meta, h)
     if work.chunks is None:  # numpy or lazily indexed file data: chunk without loading it
-        work = work.chunk({band_dim: -1, y_dim: ychunks, x_dim: xchunks})
-    data = work.data
+        work = work.chunk({**{d: 1 for d in lay.lead}, band: -1, lay.y: ychunks, lay.x: xchunks})
     spec = BlockSpec(
         scale=scale,
         halo=h,
         tile=tile,
         nodata=in_nodata,
         fill=tuple(float(v) for v in fill_values),
-        out_bands=meta.n_output_bands or n_bands,
+        out_bands=n_out,
         out_dtype=out_dtype.str,
         out_nodata=out_nodata,
         nonfinite=nonfinite,
+        to_model=(conv.a, conv.b) if conv else None,
+        from_model=(conv.c, conv.d) if conv else None,
+        value_range=meta.value_range if check_range else None,
+        what=f"model {handle.name!r}" + (f" ({meta.units})" if meta.units else ""),
     )
     annotations = dict(dask.get_annotations())
     if resources:
         annotations["resources"] = dict(resources)
-    out = map_model(data, handle, spec, (ychunks, xchunks), annotations or None)
-    result = _wrap(da, work, out, handle, band_dim, y_dim, x_dim, out_nodata)
-    if band_dim == "__band__":
-        result = result.squeeze("__band__", drop=True)
-    order = [d for d in da.dims]
-    return result.transpose(*order)
+    if annotations:
+        _keep_annotations()
+    out = map_model(work.data, handle, spec, (ychunks, xchunks), annotations or None)
+    same_bands = meta.output_bands is None and n_out == n_bands
+    result = output_mod.build(
+        da,
+        work,
+        out,
+        lay,
+        band,
+        transform=pixel_grid(da),
+        scale=scale,
+        model_name=handle.name,
+        band_labels=p.labels if same_bands else None,
+        output_band_names=None if same_bands else meta.output_bands,
+        out_nodata=out_nodata,
+        encoding=units.cf_encoding_for_output(da.encoding, out_dtype),
+    )
+    if same_bands and p.order is not None:
+        if sorted(p.order) == list(range(da.sizes[band])):
+            result = result.isel({band: np.argsort(p.order)})  # the input's band order again
+        elif p.names is not None and "long_name" in result.attrs:
+            result.attrs["long_name"] = tuple(str(v) for v in p.names)
+    if lay.band is None:
+        result = result.squeeze(_BAND, drop=True)
+    return result.transpose(*da.dims)
+
+
+def _keep_annotations() -> None:
+    """Turn off dask's low-level task fusion, which drops task annotations (worker
+    resources), for every later compute of this process (`.compute()`, `.persist()`,
+    `client.compute`); it only merges chains of small tasks."""
+    if dask.config.get("optimization.fuse.active", None) is not False:
+        dask.config.set({"optimization.fuse.active": False})
+        log.info("dask low-level task fusion turned off so that task resources hold")
 
 
 def check_bands(n_bands: int, model: SRModel, band_dim: str = "band") -> None:
@@ -196,7 +388,8 @@ def check_bands(n_bands: int, model: SRModel, band_dim: str = "band") -> None:
         raise InputError(
             f"model {model.name!r} expects {expected} bands ({names}) but the input has "
             f"{n_bands}: select the bands in this order (CLI: --bands or one file per band; "
-            f"Python: da.isel({band_dim}=[...]))"
+            f"Python: da.isel({band_dim}=[...])), or name them (band coordinate or "
+            "long_name: B04, red...)"
         )
 
 
@@ -207,70 +400,55 @@ def check_input(
     nodata: float | None = None,
     sample: int = 512,
     trust_model: bool = False,
+    band_dim: str | None = None,
+    scale_factor: Any = None,
+    add_offset: Any = None,
+    output: str | None = None,
 ) -> None:
-    """Check band count and value range of ``da`` against ``model``'s metadata.
+    """Check band names or count and value range of ``da`` against ``model`` now.
 
-    Reads a strided sample of about ``sample x sample`` pixels (this computes), and raises
+    Reads a strided sample of about ``sample x sample`` pixels of the first image (this
+    computes), converts it into the model's units as `upscale` would, and raises
     `InputError` when the values are far outside the range the model was trained on, for
-    example reflectance in 0..1 given to a model of reflectance x 10000.
+    example reflectance in 0..1 given to a model of reflectance x 10000. `upscale` runs
+    the same check on a few whole blocks when its result is computed.
     """
-    y_dim, x_dim, band_dim = _dims(da)
-    n_bands = da.sizes[band_dim] if band_dim else 1
-    handle = load_model(model, bands=n_bands, trust=trust_model)
-    check_bands(n_bands, handle, band_dim or "band")
-    rng = handle.metadata.value_range
-    if rng is None:
-        return
-    step_y = max(da.sizes[y_dim] // sample, 1)
-    step_x = max(da.sizes[x_dim] // sample, 1)
-    values = np.asarray(
-        da.isel({y_dim: slice(None, None, step_y), x_dim: slice(None, None, step_x)})
+    p = _prepare(
+        da,
+        model,
+        halo=None,
+        band_dim=band_dim,
+        trust_model=trust_model,
+        output=output,
+        scale_factor=scale_factor,
+        add_offset=add_offset,
     )
-    values = values.astype(np.float64)
-    nd = _input_nodata(da, nodata, np.dtype(da.dtype))
-    valid = np.isfinite(values)
-    if nd is not None and not is_nan(nd):
-        valid &= values != nd
-    if not valid.any():
+    meta = p.handle.metadata
+    if meta.value_range is None:
         return
-    v = values[valid]
-    lo, hi = rng
-    p99, p50 = np.percentile(v, 99), np.percentile(v, 50)
-    span = hi - lo
-    units = f" ({handle.metadata.units})" if handle.metadata.units else ""
-    if p99 < lo + span / 100:
-        raise InputError(
-            f"input values look too small for model {handle.name!r}: 99% of sampled valid "
-            f"pixels are below {p99:.4g} but the model expects values in {lo:g}..{hi:g}{units}. "
-            "Rescale the data (e.g. multiply 0..1 reflectance by 10000) or pass the right bands"
-        )
-    if p50 > hi + 10 * span or p50 < lo - 10 * span:
-        raise InputError(
-            f"input values look out of range for model {handle.name!r}: the median of sampled "
-            f"valid pixels is {p50:.4g} but the model expects values in {lo:g}..{hi:g}{units}"
-        )
+    first = p.work.isel({d: 0 for d in p.lay.lead})
+    step_y = max(first.sizes[p.lay.y] // sample, 1)
+    step_x = max(first.sizes[p.lay.x] // sample, 1)
+    values = np.asarray(
+        first.isel({p.lay.y: slice(None, None, step_y), p.lay.x: slice(None, None, step_x)})
+    )
+    conv = units.conversion(p.encoding, meta.physical, meta.n_output_bands or values.shape[0])
+    spec = BlockSpec(
+        scale=1,
+        halo=0,
+        tile=1,
+        nodata=_input_nodata(da, nodata, np.dtype(da.dtype)),
+        fill=(),
+        out_bands=0,
+        out_dtype="f4",
+        out_nodata=None,
+        to_model=(conv.a, conv.b) if conv else None,
+    )
+    what = f"model {p.handle.name!r}" + (f" ({meta.units})" if meta.units else "")
+    check_range(model_values(values, spec), meta.value_range, what)
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _dims(da: xr.DataArray) -> tuple[str, str, str | None]:
-    from rioxarray.exceptions import MissingSpatialDimensionError
-
-    try:
-        y_dim, x_dim = da.rio.y_dim, da.rio.x_dim
-    except MissingSpatialDimensionError:
-        raise InputError(
-            f"cannot find the spatial dimensions among {tuple(da.dims)}: name them y/x "
-            "(or lat/lon), or call da.rio.set_spatial_dims(x_dim=..., y_dim=...)"
-        ) from None
-    others = [d for d in da.dims if d not in (y_dim, x_dim)]
-    if len(others) > 1:
-        raise InputError(
-            f"upscale takes a (band, y, x) or (y, x) raster; this one has dims {tuple(da.dims)}: "
-            f"select one value of {others[:-1]} or stack them into a single band dimension"
-        )
-    return str(y_dim), str(x_dim), (str(others[0]) if others else None)
 
 
 def _input_nodata(da: xr.DataArray, nodata: float | None, dtype: np.dtype) -> float | None:
@@ -312,20 +490,21 @@ def _tile(tile: int | None, meta: Any, halo: int) -> int:
                     f"tile={tile} would make tensors of over 2**30 elements inside the model; "
                     f"using tile={cap}",
                     TileWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
             tile = cap
     return tile
 
 
 def _chunk_plan(
-    work: xr.DataArray, chunks: int | tuple[int, int] | None, halo: int
+    work: xr.DataArray, band: str, lay: Layout, chunks: Any, halo: int
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    _, height, width = work.shape
+    height, width = work.sizes[lay.y], work.sizes[lay.x]
     if chunks is None and work.chunks is not None:
+        sizes = work.chunksizes
         return (
-            merge_small_chunks(work.chunks[1], halo),
-            merge_small_chunks(work.chunks[2], halo),
+            merge_small_chunks(sizes[lay.y], halo),
+            merge_small_chunks(sizes[lay.x], halo),
         )
     if chunks is None:
         cy = cx = DEFAULT_CHUNK
@@ -337,99 +516,3 @@ def _chunk_plan(
         except (TypeError, ValueError):
             raise ParameterError(f"chunks must be an int or (y, x), got {chunks!r}") from None
     return regular_chunks(height, cy, halo), regular_chunks(width, cx, halo)
-
-
-def _wrap(
-    da: xr.DataArray,
-    work: xr.DataArray,
-    out: dsa.Array,
-    model: SRModel,
-    band_dim: str,
-    y_dim: str,
-    x_dim: str,
-    out_nodata: float | None,
-) -> xr.DataArray:
-    scale = model.scale
-    meta = model.metadata
-    n_out, height, width = out.shape
-    gcps = da.rio.get_gcps()
-    transform = upscaled_transform(da.rio.transform(), scale)
-    coords: dict[str, Any] = {}
-    if not gcps:  # a raster located by GCPs only has no x/y coordinates
-        coords[x_dim], coords[y_dim] = pixel_centres(transform, height, width)
-    attrs = {k: v for k, v in da.attrs.items() if k not in _DROP_ATTRS}
-    if meta.output_bands is None and n_out == work.sizes[band_dim]:
-        if band_dim in work.coords:
-            coords[band_dim] = work[band_dim].values
-    else:
-        coords[band_dim] = np.arange(1, n_out + 1)
-        if meta.output_bands is not None:
-            attrs["long_name"] = tuple(meta.output_bands)
-        else:
-            attrs.pop("long_name", None)
-    # scalar coordinates (time, spatial_ref...) travel along; others depended on the old grid
-    for name, coord in work.coords.items():
-        if coord.ndim == 0 and name not in coords and name != "spatial_ref":
-            coords[name] = coord
-    result = xr.DataArray(out, dims=(band_dim, y_dim, x_dim), coords=coords, attrs=attrs)
-    result.name = da.name  # not the dask array's name
-    crs = da.rio.crs
-    if gcps:
-        return _with_gcps(result, gcps, crs, scale, model, out_nodata)
-    if crs is not None:
-        result = result.rio.write_crs(crs)
-    else:
-        warnings.warn(
-            "the input has no CRS: the output is a pixel grid without CRS "
-            f"(transform {tuple(transform)[:6]})",
-            GeoreferenceWarning,
-            stacklevel=3,
-        )
-    result = result.rio.write_transform(transform)
-    return _stamp(result, model, out_nodata)
-
-
-def _stamp(result: xr.DataArray, model: SRModel, out_nodata: float | None) -> xr.DataArray:
-    if out_nodata is not None:
-        result = result.rio.write_nodata(out_nodata, encoded=False)
-    result.attrs["xsr4rs_model"] = model.name
-    result.attrs["xsr4rs_scale"] = model.scale
-    return result
-
-
-def _with_gcps(
-    result: xr.DataArray,
-    gcps: list,
-    crs: Any,
-    scale: int,
-    model: SRModel,
-    out_nodata: float | None,
-) -> xr.DataArray:
-    """The output of a raster located by ground control points: the same points, their
-    pixel/line positions (GDAL's corner-based convention) multiplied by the scale."""
-    from rasterio.control import GroundControlPoint
-
-    scaled = [
-        GroundControlPoint(
-            row=g.row * scale, col=g.col * scale, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info
-        )
-        for g in gcps
-    ]
-    result = result.rio.write_gcps(scaled, crs)
-    return _stamp(result, model, out_nodata)
-
-
-def _upscale_dataset(ds: xr.Dataset, model: ModelLike, **kwargs: Any) -> xr.Dataset:
-    out = {}
-    for name, var in ds.data_vars.items():
-        try:
-            y_dim, x_dim = var.rio.y_dim, var.rio.x_dim
-        except Exception:
-            continue
-        if y_dim in var.dims and x_dim in var.dims:
-            out[name] = upscale(var, model, **kwargs)
-    if not out:
-        raise InputError(
-            f"the Dataset has no raster variable with y/x dims among {list(ds.data_vars)}"
-        )
-    return xr.Dataset(out, attrs=ds.attrs)

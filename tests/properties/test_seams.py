@@ -77,3 +77,41 @@ def test_too_small_halo_shows_seams(test_model):
         got = upscale(_raster(values), test_model, halo=0, chunks=10, dtype="float32").values
     ref = whole_image_reference(values, test_model)
     assert np.abs(got - ref).max() > 1e-3 * np.abs(ref).max()
+
+
+@SETTINGS
+@given(
+    dates=st.integers(1, 3),
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    seed=st.integers(0, 2**16),
+    time_chunk=st.integers(1, 3),
+    cy=st.integers(1, 24),
+    cx=st.integers(1, 24),
+    order=st.permutations(["time", "band", "y", "x"]),
+)
+def test_cube_dates_equal_their_upscaling_alone(
+    test_model, dates, h, w, seed, time_chunk, cy, cx, order
+):
+    """A (time, band, y, x) cube in any dimension order and time chunking: each date
+    equals upscaling that date alone, and the time chunks are kept."""
+    values = np.random.default_rng(seed).uniform(0, 1000, (dates, 3, h, w)).astype("float32")
+    cube = xr.DataArray(
+        values,
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": np.arange(dates).astype("datetime64[D]"),
+            "band": [1, 2, 3],
+            "y": 1000 - 10 * (np.arange(h) + 0.5),
+            "x": 10 * (np.arange(w) + 0.5),
+        },
+    ).rio.write_crs("EPSG:32633")
+    cube = cube.chunk({"time": time_chunk, "y": cy, "x": cx}).transpose(*order)
+    out = upscale(cube, test_model, dtype="float32")
+    assert out.dims == cube.dims
+    assert out.chunksizes["time"] == cube.chunksizes["time"]
+    got = out.transpose("time", "band", "y", "x").values
+    for t in range(dates):
+        alone = whole_image_reference(values[t], test_model)
+        err = np.abs(got[t] - alone).max() / max(np.abs(alone).max(), 1e-30)
+        assert err <= 1e-5, (t, err)
