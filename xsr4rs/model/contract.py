@@ -37,6 +37,11 @@ class ModelMetadata:
         Names of the output bands; ``None`` means the same as the input.
     units
         Units of input and output values, e.g. ``"reflectance x 10000"``.
+    scale_factor, add_offset
+        The same in numbers, CF's way: ``physical = value * scale_factor + add_offset``
+        (``1e-4`` and ``0`` for reflectance x 10000). When both the model and the input
+        say how their values relate to physical ones, xsr4rs converts the input into the
+        model's units and the output back (`xsr4rs.units`).
     value_range
         ``[low, high]`` range of typical valid input values, used to reject data in other units.
     fill_values
@@ -63,6 +68,8 @@ class ModelMetadata:
     input_bands: tuple[str, ...] | None = None
     output_bands: tuple[str, ...] | None = None
     units: str | None = None
+    scale_factor: float | None = None
+    add_offset: float | None = None
     value_range: tuple[float, float] | None = None
     fill_values: tuple[float, ...] | None = None
     tile: int | None = None
@@ -102,6 +109,10 @@ class ModelMetadata:
                 )
         if self.tile is not None and (not isinstance(self.tile, int) or self.tile < 1):
             raise bad(f"tile must be a positive integer, got {self.tile!r}")
+        if self.scale_factor is not None and not (
+            isinstance(self.scale_factor, int | float) and self.scale_factor != 0
+        ):
+            raise bad(f"scale_factor must be a non-zero number, got {self.scale_factor!r}")
         if not isinstance(self.crop, int) or self.crop < 0:
             raise bad(f"crop must be an integer >= 0, got {self.crop!r}")
         if self.crop and self.halo * self.scale < self.crop:
@@ -109,6 +120,16 @@ class ModelMetadata:
                 f"halo {self.halo} is smaller than the cropped border ({self.crop} output "
                 f"pixels = {-(-self.crop // self.scale)} input pixels)"
             )
+
+    @property
+    def physical(self) -> tuple[float, float] | None:
+        """``(scale_factor, add_offset)`` when the model states its units in numbers."""
+        if self.scale_factor is None and self.add_offset is None:
+            return None
+        return (
+            float(self.scale_factor if self.scale_factor is not None else 1.0),
+            float(self.add_offset or 0.0),
+        )
 
     @property
     def n_input_bands(self) -> int | None:
