@@ -53,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
         "--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions"
     )
     up.add_argument("--nodata", type=float, help="input no-data value (default: the file's own)")
+    up.add_argument(
+        "--scale-factor",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="physical = value * S + O for the input (one S or one per band; default: the "
+        "file's scale/offset); with a model that states its units, values are converted",
+    )
+    up.add_argument(
+        "--add-offset",
+        type=float,
+        nargs="+",
+        metavar="O",
+        help="the O above, e.g. --scale-factor 0.0001 --add-offset -0.1 for Sentinel-2 "
+        "processing baseline 04.00 and later",
+    )
     up.add_argument("--halo", type=int, help="overlap in input pixels (default: the model's)")
     up.add_argument(
         "--chunk", type=int, default=512, help="dask chunk size in input pixels (default 512)"
@@ -279,8 +295,9 @@ def _upscale(args: argparse.Namespace) -> int:
         trust=args.trust_model,
         output=args.model_output,
     )
+    units = {"scale_factor": _one(args.scale_factor), "add_offset": _one(args.add_offset)}
     if not args.no_range_check:
-        check_input(da, model, nodata=args.nodata)
+        check_input(da, model, nodata=args.nodata, **units)
     out = upscale(
         da,
         model,
@@ -290,6 +307,8 @@ def _upscale(args: argparse.Namespace) -> int:
         tile=args.tile,
         resources=_resources(args.resources),
         nonfinite=args.nonfinite,
+        check_range=not args.no_range_check,
+        **units,
     )
     if output.lower().endswith((".tif", ".tiff")):
         check_encoding(
@@ -324,6 +343,10 @@ def _upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one(values: list[float] | None) -> float | list[float] | None:
+    return values[0] if values and len(values) == 1 else values
+
+
 def _resources(items: list[str] | None) -> dict[str, float] | None:
     from xsr4rs.exceptions import ParameterError
 
@@ -351,6 +374,9 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
     if not args.workers and not args.scheduler:
         yield None
         return
+    from xsr4rs.cluster import quiet_distributed
+
+    quiet_distributed()
     from distributed import Client
 
     from xsr4rs.cluster import local_cluster
@@ -361,7 +387,10 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
     else:
         context = Client(args.scheduler)
     with context as client:
-        print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        import importlib.util
+
+        if importlib.util.find_spec("bokeh") is not None:  # the dashboard needs it
+            print(f"xsr4rs: dask dashboard at {client.dashboard_link}", file=sys.stderr)
         yield client
 
 

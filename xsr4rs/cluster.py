@@ -11,6 +11,25 @@ from typing import Any
 from xsr4rs.tiling import check_positive_int
 
 
+def quiet_distributed(level: str = "error") -> None:
+    """Keep distributed's start/stop INFO lines off the terminal, here and in the worker
+    processes it starts (distributed sets its loggers from dask's configuration, also
+    read from ``DASK_LOGGING__DISTRIBUTED``, when it is first imported)."""
+    import dask
+
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
+    dask.config.set({"logging.distributed": os.environ["DASK_LOGGING__DISTRIBUTED"]})
+    for name in (
+        "distributed",
+        "distributed.scheduler",
+        "distributed.nanny",
+        "distributed.worker",
+        "distributed.core",
+        "distributed.http.proxy",
+    ):
+        logging.getLogger(name).setLevel(getattr(logging, level.upper()))
+
+
 @contextlib.contextmanager
 def local_cluster(n_workers: int) -> Iterator[Any]:
     """A `distributed.Client` on ``n_workers`` local processes with one dask thread each.
@@ -18,6 +37,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     Each worker gets cores/N TensorFlow threads (``XSR4RS_TF_THREADS``, unless set) so that
     the processes do not oversubscribe the cores, and this process's ``XSR4RS_PRECISION``.
     """
+    quiet_distributed()
     from distributed import Client, LocalCluster
 
     n = check_positive_int("n_workers", n_workers)
@@ -25,6 +45,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     env = {
         "XSR4RS_TF_THREADS": os.environ.get("XSR4RS_TF_THREADS", threads),
         "XSR4RS_PRECISION": os.environ.get("XSR4RS_PRECISION", "fp32"),
+        "DASK_LOGGING__DISTRIBUTED": os.environ["DASK_LOGGING__DISTRIBUTED"],
     }
     with (
         LocalCluster(

@@ -1,7 +1,10 @@
-"""A terminal progress line: chunks done, output throughput and ETA.
+"""Progress of a write: upscaled blocks done, output megapixels per second, time left.
 
-Blocks report themselves to a process-wide counter when they finish (dask may fuse and
-rename the upscale tasks, so task keys cannot be counted); a thread draws the line.
+Shown with ``tqdm.auto``: a widget in Jupyter notebooks, a line in terminals. Blocks report
+themselves to a process-wide counter when they finish (dask fuses and renames the model
+tasks into its store tasks, so task keys cannot be counted); a thread moves the bar. On a
+distributed cluster, `xsr4rs.io.write` shows distributed's own progress, which follows
+every worker.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ class BlockCounter:
         self.blocks = 0
         self.pixels = 0
 
-    def add(self, pixels: int) -> None:
+    def add(self, blocks: int, pixels: int) -> None:
         with self._lock:
-            self.blocks += 1
+            self.blocks += blocks
             self.pixels += pixels
 
     def read(self) -> tuple[int, int]:
@@ -33,8 +36,8 @@ class BlockCounter:
 COUNTER = BlockCounter()
 
 
-class ChunkProgress:
-    """Context manager printing ``[####  ] done/total chunks, MP/s, ETA`` to ``stream``."""
+class BlockProgress:
+    """Context manager showing a ``tqdm.auto`` bar of ``total`` upscaled blocks."""
 
     def __init__(self, total: int, stream: Any = None, interval: float = 0.5) -> None:
         self.total = total
@@ -42,9 +45,14 @@ class ChunkProgress:
         self.interval = interval
         self._stop = threading.Event()
 
-    def __enter__(self) -> ChunkProgress:
+    def __enter__(self) -> BlockProgress:
+        from tqdm.auto import tqdm
+
         self.base = COUNTER.read()
         self.t0 = time.perf_counter()
+        self.bar = tqdm(
+            total=self.total, unit="block", desc="upscaling", file=self.stream, dynamic_ncols=True
+        )
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -53,27 +61,16 @@ class ChunkProgress:
         self._stop.set()
         self._thread.join()
         self._draw()
-        self.stream.write("\n")
-        self.stream.flush()
+        self.bar.close()
 
     def _run(self) -> None:
-        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        last = -1
         while not self._stop.wait(self.interval):
-            done = COUNTER.read()[0] - self.base[0]
-            if tty or done != last:  # redraw in place on a terminal, else one line per chunk
-                self._draw(end="" if tty else "\n")
-                last = done
+            self._draw()
 
-    def _draw(self, end: str = "") -> None:
+    def _draw(self) -> None:
         blocks, pixels = COUNTER.read()
-        done, pixels = blocks - self.base[0], pixels - self.base[1]
+        done = min(blocks - self.base[0], self.total)
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        frac = min(done / max(self.total, 1), 1.0)
-        eta = f"{elapsed * (1 - frac) / frac:5.0f} s" if frac else "    ?"
-        bar = "#" * int(30 * frac)
-        self.stream.write(
-            f"\r[{bar:<30}] {done}/{self.total} chunks  {pixels / elapsed / 1e6:6.1f} MP/s  "
-            f"elapsed {elapsed:5.0f} s  ETA {eta}{end}"
-        )
-        self.stream.flush()
+        rate = (pixels - self.base[1]) / elapsed / 1e6
+        self.bar.set_postfix_str(f"{rate:.1f} MP/s", refresh=False)
+        self.bar.update(done - self.bar.n)

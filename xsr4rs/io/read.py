@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xsr4rs.bands import canonical
 from xsr4rs.exceptions import InputError
 
 #: Name accepted wherever an input path is: the real Sentinel-2 L1C scene of the
@@ -164,7 +165,11 @@ def band_names(da: xr.DataArray) -> tuple[str, ...]:
 
 
 def select_bands(da: xr.DataArray, bands: Sequence[int | str]) -> xr.DataArray:
-    """Bands of a rioxarray (band, y, x) raster by 1-based index or description, in order."""
+    """Bands of a rioxarray (band, y, x) raster by 1-based index or description, in order.
+
+    A description matches by its Sentinel-2 band id or STAC common name too: ``red``,
+    ``B04`` and ``B4`` all select a band described as ``s2_B04``.
+    """
     n = da.sizes["band"]
     names = band_names(da)
     idx = []
@@ -177,6 +182,8 @@ def select_bands(da: xr.DataArray, bands: Sequence[int | str]) -> xr.DataArray:
             idx.append(b - 1)
         elif b in names:
             idx.append(names.index(b))
+        elif canonical(b) is not None and canonical(b) in [canonical(n) for n in names]:
+            idx.append([canonical(n) for n in names].index(canonical(b)))  # red = B04 = s2_B04
         else:
             raise InputError(
                 f"no band named {b!r}: the input's bands are {list(names) or list(range(1, n + 1))}"

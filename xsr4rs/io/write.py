@@ -168,6 +168,12 @@ def check_encoding(
         gdal.check_creation_options(dtype, count, opts, shown=shown)
 
 
+def stored_dtype(da: xr.DataArray) -> np.dtype:
+    """The type written to disk: the CF encoding's (a decoded array goes back to its
+    stored type with its scale and offset), else the array's."""
+    return np.dtype(da.encoding.get("dtype", da.dtype))
+
+
 def _block_size(da: xr.DataArray) -> int:
     """Largest GeoTIFF tile size (<= 512) dividing the dask chunks: writes then hit whole tiles."""
     sizes = da.chunksizes
@@ -209,7 +215,7 @@ def write(
     if fmt == "gtiff":
         count = da.shape[0] if da.ndim == 3 else 1
         check_encoding(
-            da.dtype, count, cog=cog, compress=compress, creation_options=creation_options
+            stored_dtype(da), count, cog=cog, compress=compress, creation_options=creation_options
         )
     with dask.config.set({"optimization.fuse.active": False}):  # keeps task annotations
         with atomic_output(path, overwrite=overwrite) as tmp, gdal.gdal_messages() as messages:
@@ -235,7 +241,7 @@ def _write_geotiff(
     creation_options: Mapping[str, Any] | None,
     progress: bool,
 ) -> None:
-    dtype = np.dtype(da.dtype)
+    dtype = stored_dtype(da)
     raw = tmp.with_name(tmp.name + ".raw.tif") if cog else tmp
     options = geotiff_options(
         dtype,
@@ -245,6 +251,7 @@ def _write_geotiff(
     )
     _compute(_geotiff_task(da, raw, options), da, progress)
     gdal.verify_geotiff(raw, what=path)
+    _set_color_interp(raw, da)
     if cog:
         import rasterio.shutil
 
@@ -256,6 +263,26 @@ def _write_geotiff(
             **cog_options(dtype, compress, creation_options),
         )
         gdal.verify_geotiff(tmp, what=path)
+
+
+def _set_color_interp(path: Path, da: xr.DataArray) -> None:
+    """Red/Green/Blue/NIR... colour interpretation when every band is named (B04, red...)."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from xsr4rs.bands import COLOR_INTERP, canonical
+
+    names = da.attrs.get("long_name")
+    names = [names] if isinstance(names, str) else list(names or [])
+    if da.ndim == 3 and da.dims[0] in da.coords and len(names) != da.shape[0]:
+        names = [str(v) for v in da[da.dims[0]].values]
+    interp = [COLOR_INTERP.get(canonical(n) or "") for n in names]
+    count = da.shape[0] if da.ndim == 3 else 1
+    if len(interp) != count or None in interp:
+        return
+    values = [getattr(ColorInterp, name, ColorInterp.undefined) for name in interp]
+    with rasterio.open(path, "r+") as dst:
+        dst.colorinterp = values
 
 
 def _failure(err: BaseException, tmp: Path, path: Path, messages: list[str]) -> XSRError:
@@ -283,6 +310,14 @@ def _geotiff_task(da: xr.DataArray, path: Path, options: Mapping[str, Any]) -> A
 
 
 def _zarr_task(da: xr.DataArray, path: Path) -> Any:
+    if da.chunks is not None:  # zarr needs equal chunks but the last (a window's are not)
+        regular = {
+            d: max(c)
+            for d, c in zip(da.dims, da.chunks, strict=True)
+            if len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0])
+        }
+        if regular:
+            da = da.chunk(regular)
     name = da.name or "data"
     ds = da.to_dataset(name=name)
     var = ds[name]
@@ -294,6 +329,9 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
     fill = var.attrs.pop("_FillValue", None)
     if fill is not None:
         var.encoding["_FillValue"] = fill
+    crs = da.rio.crs
+    if crs is not None:  # GDAL's own Zarr CRS attribute, beside CF's grid_mapping
+        var.attrs["_CRS"] = {"wkt": crs.to_wkt()}
     # zarr v2 with consolidated metadata: readable by GDAL, older zarr and xarray versions
     return ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
 
@@ -319,6 +357,15 @@ def _compute(task: Any, da: xr.DataArray, progress: bool) -> None:
         _run(task, da, progress)
 
 
+def _blocks(da: xr.DataArray) -> int:
+    """Model blocks behind ``da``: its chunks, all bands counting as one."""
+    if not da.chunks:
+        return 1
+    band = [i for i, d in enumerate(da.dims) if d not in (da.rio.y_dim, da.rio.x_dim)]
+    counts = [len(c) for i, c in enumerate(da.chunks) if i not in band[-1:]]
+    return int(np.prod(counts))
+
+
 def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
     import dask
 
@@ -337,9 +384,9 @@ def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
         future.result()
         return
     if progress:
-        from xsr4rs.progress import ChunkProgress
+        from xsr4rs.progress import BlockProgress
 
-        with ChunkProgress(total=da.data.npartitions if da.chunks else 1):
+        with BlockProgress(total=_blocks(da)):
             dask.compute(task)
     else:
         dask.compute(task)
