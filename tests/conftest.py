@@ -52,6 +52,34 @@ def plain_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_plain_saved_model(tmp_path_factory.mktemp("models") / "plain-x2")
 
 
+#: The 29RKH Sentinel-2 L2A item of ../shared/data: asset keys and their band files.
+RKH = SHARED / "sentinel2-l2a-29RKH-100m"
+RKH_ASSETS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+
+
+@pytest.fixture(scope="session")
+def rkh_item() -> dict:
+    """The real 29RKH STAC item as a plain dict, its assets pointed at the local 100 m COGs
+    and their grid (the item describes the 10 m originals on S3)."""
+    import copy
+    import json
+
+    path = shared_file("sentinel2-l2a-29RKH-100m", "S2A_29RKH_20200219_0_L2A.json")
+    src = json.loads(path.read_text())
+    item = copy.deepcopy(src)
+    item["links"] = []
+    item["assets"] = {k: copy.deepcopy(src["assets"][k]) for k in RKH_ASSETS}
+    for key, band in RKH_ASSETS.items():
+        asset = item["assets"][key]
+        asset["href"] = str(RKH / f"S2A_29RKH_20200219_L2A_{band}.tif")
+        asset["proj:shape"] = [1098, 1098]
+        asset["proj:transform"] = [100, 0, 199980, 0, -100, 2800020]
+        asset["gsd"] = 100
+        for rb in asset.get("raster:bands", []):
+            rb["spatial_resolution"] = 100
+    return item
+
+
 class _ComputeForbidden(Exception):
     pass
 

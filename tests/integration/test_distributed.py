@@ -51,7 +51,11 @@ def test_local_cluster_output_identical(crop, tmp_path, capsys):
         )
         == 0
     )
-    assert "dashboard" in capsys.readouterr().err
+    import importlib.util
+
+    err = capsys.readouterr().err
+    assert all(ln.startswith("xsr4rs: ") for ln in err.strip().splitlines()), err  # no INFO
+    assert ("dashboard" in err) == (importlib.util.find_spec("bokeh") is not None)
     with rasterio.open(tmp_path / "threads.tif") as a, rasterio.open(tmp_path / "dist.tif") as b:
         assert_equal_within_rounding(b.read(), a.read())
         assert a.profile == b.profile
@@ -189,3 +193,37 @@ def test_cli_workers_get_a_share_of_the_cores():
     with _cluster(args) as client:
         threads = client.run(lambda: os.environ.get("XSR4RS_TF_THREADS"))
     assert set(threads.values()) == {str(max(1, (os.cpu_count() or 1) // 2))}
+
+
+@pytest.mark.parametrize("how", ["compute", "persist", "client.compute"])
+def test_resources_hold_with_plain_dask_calls(crop, how):
+    """Low-level fusion used to drop the resources, so .compute(), .persist() and
+    client.compute() ran model tasks on any worker; upscale turns that fusion off."""
+    import dask
+    from distributed import get_task_stream
+
+    da = open_raster(crop, chunks=64)
+    with dask.config.set({"optimization.fuse.active": None}):  # dask's default
+        with local_cluster(1) as client:
+            worker = _start_gpu_worker(client.scheduler.address)
+            try:
+                client.wait_for_workers(2, timeout=60)
+                gpu = next(
+                    a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "gpu"
+                )
+                out = xsr4rs.upscale(da, "bicubic", resources={"GPU": 1})
+                with get_task_stream(client) as stream:
+                    if how == "compute":
+                        values = out.compute().values
+                    elif how == "persist":
+                        values = out.persist().values
+                    else:
+                        values = client.compute(out).result().values
+            finally:
+                worker.terminate()
+                worker.wait()
+            assert dask.config.get("optimization.fuse.active") is False
+    model_tasks = [t for t in stream.data if "xsr4rs-upscale" in str(t["key"])]
+    assert len(model_tasks) == out.data.npartitions
+    assert {t["worker"] for t in model_tasks} == {gpu}
+    assert values.shape == out.shape

@@ -62,7 +62,10 @@ def test_export_measures_halo_and_checks_scale(tmp_path):
 def test_plain_saved_model_works_with_measured_halo(plain_model_path):
     model = xsr4rs.load_model(plain_model_path)
     assert model.scale == 2 and model.halo == 2
-    assert model.metadata.provenance == {"probed": True, "halo_measured": 2}
+    prov = model.metadata.provenance
+    assert prov["probed"] is True and prov["halo_measured"] == 2
+    assert prov["input"] == {"key": "x", "dtype": "float32"}
+    assert prov["outputs"] == {"sr": {"scale": 2, "crop": 0, "bands": 3}}
     assert not (read_metadata(plain_model_path))  # nothing was written into the user's model
     da = _raster()
     assert_tiling_invariant(da, plain_model_path, chunks=7)
