@@ -316,3 +316,32 @@ def test_documented_names_are_reachable():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == ["open_raster", "write"], done.stderr
     assert importlib.import_module("xsr4rs.io") is xsr4rs.io
+
+
+def test_cli_bands_by_common_name(s2_paths, tmp_path, capsys):
+    """The sample scene's bands are described s2_B04...; --bands takes red/B4/nir too."""
+    from xsr4rs.cli import main
+
+    out = tmp_path / "o.tif"
+    crop = tmp_path / "crop.tif"
+    open_raster(s2_paths).isel(x=slice(0, 64), y=slice(0, 48)).rio.to_raster(crop)
+    with rasterio.open(crop, "r+") as dst:
+        dst.descriptions = ("s2_B04", "s2_B03", "s2_B02", "s2_B08")
+    rc = main(
+        [
+            "upscale",
+            str(crop),
+            str(out),
+            "-m",
+            "nearest",
+            "--bands",
+            "nir",
+            "B4",
+            "green",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    with rasterio.open(out) as dst, rasterio.open(crop) as src:
+        assert dst.descriptions == ("s2_B08", "s2_B04", "s2_B03")
+        np.testing.assert_array_equal(dst.read(1)[::4, ::4], src.read(4))
