@@ -105,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
         help="for models with several outputs (SR4RS's output_32:0...), the one to use "
         "(default: the largest)",
     )
+    up.add_argument(
+        "--project",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="correct the output so that degrading it gives the input back (consistency "
+        "projection; default: the model's choice)",
+    )
+    up.add_argument(
+        "--uncertainty",
+        metavar="FILE",
+        help="also write the per-pixel spread of the model over 8 flips and turns of its "
+        "input (8x the cost) to FILE (.tif or .zarr)",
+    )
     up.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     up.add_argument(
         "--no-range-check",
@@ -258,7 +271,7 @@ def _upscale(args: argparse.Namespace) -> int:
         check_output,
         input_paths,
         open_raster,
-        write,
+        write_all,
     )
     from xsr4rs.io.gdal import parse_creation_options
     from xsr4rs.model import load_model
@@ -269,14 +282,18 @@ def _upscale(args: argparse.Namespace) -> int:
         raise ParameterError("give at least one INPUT and the OUTPUT")
     *inputs, output = args.paths
     options = parse_creation_options(args.co)
-    check_output(
-        output,
-        overwrite=args.overwrite,
-        cog=args.cog,
-        compress=args.compress,
-        creation_options=options,
-        inputs=input_paths(inputs if len(inputs) > 1 else inputs[0]),
-    )
+    targets = [output] + ([args.uncertainty] if args.uncertainty else [])
+    if args.uncertainty and os.path.abspath(args.uncertainty) == os.path.abspath(output):
+        raise ParameterError("--uncertainty needs a file of its own, not OUTPUT")
+    for target in targets:
+        check_output(
+            target,
+            overwrite=args.overwrite,
+            cog=args.cog,
+            compress=args.compress,
+            creation_options=options,
+            inputs=input_paths(inputs if len(inputs) > 1 else inputs[0]),
+        )
     chunk = check_positive_int("--chunk", args.chunk)
     if args.halo is not None:
         check_positive_int("--halo", args.halo, minimum=0)
@@ -308,27 +325,32 @@ def _upscale(args: argparse.Namespace) -> int:
         resources=_resources(args.resources),
         nonfinite=args.nonfinite,
         check_range=not args.no_range_check,
+        project=args.project,
+        uncertainty=bool(args.uncertainty),
         **units,
     )
-    if output.lower().endswith((".tif", ".tiff")):
-        check_encoding(
-            out.dtype,
-            out.sizes["band"],
-            cog=args.cog,
-            compress=args.compress,
-            creation_options=options,
-        )
+    outputs = list(zip([*out], targets, strict=True)) if args.uncertainty else [(out, output)]
+    out = outputs[0][0]
+    for array, target in outputs:
+        if target.lower().endswith((".tif", ".tiff")):
+            check_encoding(
+                array.dtype,
+                array.sizes["band"],
+                cog=args.cog,
+                compress=args.compress,
+                creation_options=options,
+            )
     with _cluster(args):
         t0 = time.perf_counter()
         print(
-            f"xsr4rs: {model.name} x{model.scale} (halo {model.halo} px{_halo_note(model)}): "
+            f"xsr4rs: {model.name} x{model.scale} (halo {model.halo} px{_halo_note(model)}"
+            f"{_post_note(args, model)}): "
             f"{da.sizes['x']}x{da.sizes['y']}x{da.sizes['band']} -> "
             f"{out.sizes['x']}x{out.sizes['y']}x{out.sizes['band']} {out.dtype}",
             file=sys.stderr,
         )
-        write(
-            out,
-            output,
+        write_all(
+            outputs,
             cog=args.cog,
             overwrite=args.overwrite,
             compress=args.compress,
@@ -338,13 +360,26 @@ def _upscale(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t0
     mp = out.sizes["x"] * out.sizes["y"] / 1e6
     print(
-        f"xsr4rs: wrote {output} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)", file=sys.stderr
+        f"xsr4rs: wrote {' and '.join(targets)} ({mp:.1f} MP in {dt:.1f} s, {mp / dt:.1f} MP/s)",
+        file=sys.stderr,
     )
     return 0
 
 
 def _one(values: list[float] | None) -> float | list[float] | None:
     return values[0] if values and len(values) == 1 else values
+
+
+def _post_note(args: argparse.Namespace, model: Any) -> str:
+    note = ""
+    project = model.metadata.project if args.project is None else args.project
+    if project:
+        from xsr4rs.consistency import projection_halo
+
+        note += f" + {projection_halo(model.scale)} for the projection"
+    if args.uncertainty:
+        note += "; 8 flips and turns for the uncertainty map"
+    return note
 
 
 def _resources(items: list[str] | None) -> dict[str, float] | None:

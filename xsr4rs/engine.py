@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dask.array as dsa
 import numpy as np
 
+from xsr4rs.consistency import project
 from xsr4rs.exceptions import InputError, ModelError, NonFiniteOutputError, XSRError
 from xsr4rs.nodata import invalid_mask, set_masked, to_output_dtype
 from xsr4rs.progress import COUNTER
@@ -40,7 +41,11 @@ class BlockSpec:
     ``(c, d)`` of ``output = c * model + d`` (`xsr4rs.units`), or ``None``.
     ``value_range`` (model units): when set, a sample of the input's blocks is checked
     against it once, before any model task runs (`check_range`); ``what`` names the model
-    and its units in that error.
+    and its units in that error. ``project`` applies the consistency projection
+    (`xsr4rs.consistency`) to each block's output, which needs ``post_halo`` of the
+    ``halo`` input pixels. ``ensemble`` adds, as ``out_bands`` more float bands, the
+    spread of the model's outputs over the eight flips and turns of each tile (the block
+    is then float with NaN where no-data; `finish_ensemble` casts its output part).
     """
 
     scale: int
@@ -56,6 +61,9 @@ class BlockSpec:
     from_model: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     value_range: tuple[float, float] | None = None
     what: str = "the model"
+    project: bool = False
+    post_halo: int = 0
+    ensemble: bool = False
 
 
 def run_block(
@@ -86,24 +94,90 @@ def run_block(
         apply(values, *spec.to_model)
     set_masked(values, mask, np.asarray(spec.fill, dtype=np.float32))
     n = images.shape[0]
+    ring = spec.post_halo  # the projection's context, inside the halo
+    mh = halo - ring  # the model's own halo
     core_h, core_w = images.shape[-2] - 2 * halo, images.shape[-1] - 2 * halo
-    out = np.empty((n, spec.out_bands, scale * core_h, scale * core_w), dtype=np.float32)
-    c = scale * halo
-    for y0, y1 in split_axis(core_h, spec.tile):
-        for x0, x1 in split_axis(core_w, spec.tile):
-            x = values[:, :, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo]
+    ext_h, ext_w = core_h + 2 * ring, core_w + 2 * ring
+    channels = spec.out_bands * (2 if spec.ensemble else 1)
+    out = np.empty((n, channels, scale * ext_h, scale * ext_w), dtype=np.float32)
+    c = scale * mh
+    for y0, y1 in split_axis(ext_h, spec.tile):
+        for x0, x1 in split_axis(ext_w, spec.tile):
+            x = values[:, :, y0 : y1 + 2 * mh, x0 : x1 + 2 * mh]
             y = _call(model, x, spec)
             out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
                 :, c : y.shape[1] - c, c : y.shape[2] - c, :
             ].transpose(0, 3, 1, 2)
+    if spec.project:
+        lr = values[:, :, mh : mh + ext_h, mh : mh + ext_w]
+        valid = ~mask[:, None, mh : mh + ext_h, mh : mh + ext_w]
+        main = out[:, : spec.out_bands]
+        main[...] = project(main, lr, scale, valid)
+    if ring:
+        out = out[
+            :, :, scale * ring : scale * (ring + core_h), scale * ring : scale * (ring + core_w)
+        ]
     core_mask = mask[:, halo : halo + core_h, halo : halo + core_w]
     up_mask = np.repeat(np.repeat(core_mask, scale, axis=1), scale, axis=2)
+    if spec.ensemble:
+        out, spread = out[:, : spec.out_bands], out[:, spec.out_bands :]
     if spec.from_model is not None:
         apply(out, *spec.from_model)
     up_mask = _check_finite(out, up_mask, spec, block_info)
+    if spec.ensemble:  # float, NaN where no-data: cast by `finish_ensemble`
+        if spec.from_model is not None:
+            spread *= np.abs(np.asarray(spec.from_model[0], np.float32))[:, None, None]
+        packed = np.concatenate([out, spread], axis=1)
+        set_masked(packed, up_mask, np.float32(np.nan))
+        COUNTER.add(1, n * packed.shape[-2] * packed.shape[-1])
+        return packed.reshape(lead + packed.shape[1:])
     result = to_output_dtype(out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask)
     COUNTER.add(1, n * result.shape[-2] * result.shape[-1])
     return result.reshape(lead + result.shape[1:])
+
+
+def finish_ensemble(packed: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """The output of an ensemble block (its first ``out_bands`` bands) in the output type."""
+    out = packed[..., : spec.out_bands, :, :]
+    mask = np.isnan(out).any(axis=-3)
+    return to_output_dtype(np.nan_to_num(out), np.dtype(spec.out_dtype), spec.out_nodata, mask)
+
+
+#: The eight flips and quarter turns of a tile (the dihedral group): (transpose, flip y,
+#: flip x). Self-ensembling runs the model on each and maps the outputs back.
+DIHEDRAL = [(t, fy, fx) for t in (False, True) for fy in (False, True) for fx in (False, True)]
+
+
+def _dihedral(x: np.ndarray, t: bool, fy: bool, fx: bool, inverse: bool = False) -> np.ndarray:
+    """Transform a (n, h, w, c) array (or undo it with ``inverse``)."""
+    if not inverse and t:
+        x = x.transpose(0, 2, 1, 3)
+    if fy:
+        x = x[:, ::-1]
+    if fx:
+        x = x[:, :, ::-1]
+    if inverse and t:
+        x = x.transpose(0, 2, 1, 3)
+    return x
+
+
+def _ensemble(model: Model, x: np.ndarray) -> np.ndarray:
+    """The model's output on ``x`` (n, h, w, c) and, as ``c`` more channels, the standard
+    deviation of its outputs over the eight flips and turns of ``x``: where the model
+    guesses, the variants disagree. The first channels are the plain output, so an
+    ensemble run's output equals a plain run's."""
+    outs = []
+    for transposed in (False, True):
+        variants = [v for v in DIHEDRAL if v[0] == transposed]
+        batch = np.concatenate([_dihedral(x, *v) for v in variants])
+        y = model(np.ascontiguousarray(batch))
+        n = x.shape[0]
+        outs += [
+            _dihedral(y[i * n : (i + 1) * n], *v, inverse=True) for i, v in enumerate(variants)
+        ]
+    stack = np.stack(outs)  # (8, n, H, W, c)
+    spread = stack.std(axis=0, dtype=np.float64).astype(np.float32)
+    return np.concatenate([outs[0], spread], axis=-1)
 
 
 def model_values(block: np.ndarray, spec: BlockSpec) -> np.ndarray:
@@ -203,7 +277,8 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
     """Run the model on a (n, band, y, x) tile; check the shape of what it returns."""
     shape = (tile.shape[0], *tile.shape[2:], tile.shape[1])
     try:
-        y = model(np.ascontiguousarray(tile.transpose(0, 2, 3, 1)))
+        x = np.ascontiguousarray(tile.transpose(0, 2, 3, 1))
+        y = _ensemble(model, x) if spec.ensemble else model(x)
     except XSRError:  # the adapter's own errors (input out of the model's type...) say it all
         raise
     except Exception as err:  # TensorFlow's errors: say which tile and what to try
@@ -213,7 +288,8 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
             f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
             "divisible by some number, choose tile= and chunks= accordingly"
         ) from err
-    expected = (shape[0], spec.scale * shape[1], spec.scale * shape[2], spec.out_bands)
+    channels = spec.out_bands * (2 if spec.ensemble else 1)
+    expected = (shape[0], spec.scale * shape[1], spec.scale * shape[2], channels)
     if y.shape != expected:
         raise ModelError(
             f"the model returned shape {tuple(y.shape)} for a tile of shape {shape}; "
@@ -256,14 +332,16 @@ def map_model(
         boundary = {i: "none" for i in range(nlead + 1)}
         boundary.update({nlead + 1: "reflect", nlead + 2: "reflect"})
         arr = dsa.overlap.overlap(arr, depth=depth, boundary=boundary)
-    out_dtype = np.dtype(spec.out_dtype)
+    # an ensemble block is float (its output part is cast by `finish_ensemble`)
+    out_dtype = np.dtype("float32") if spec.ensemble else np.dtype(spec.out_dtype)
+    channels = spec.out_bands * (2 if spec.ensemble else 1)
     out = dsa.map_blocks(
         run_block,
         arr,
         *extra,
         dtype=out_dtype,
         chunks=arr.chunks[:nlead]
-        + ((spec.out_bands,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
+        + ((channels,), output_chunks(ychunks, scale), output_chunks(xchunks, scale)),
         meta=np.empty((0,) * arr.ndim, dtype=out_dtype),
         token="xsr4rs-upscale",
         model=model,

@@ -67,7 +67,9 @@ def upscale(
     scale_factor: float | Sequence[float] | None = None,
     add_offset: float | Sequence[float] | None = None,
     check_range: bool = True,
-) -> xr.DataArray | xr.Dataset:
+    project: bool | None = None,
+    uncertainty: bool = False,
+) -> Any:
     """Super-resolve a georeferenced raster with a model, lazily and seam-free.
 
     Parameters
@@ -130,13 +132,23 @@ def upscale(
         Check, once, a sample of the input against the model's ``value_range`` before any
         model task runs (`InputError` for data far outside it, such as 0..1 reflectance
         for a model of reflectance x 10000). This happens when the result is computed.
+    project
+        Correct the output so that degrading it with `xsr4rs.degrade.degrade` gives the
+        input back (`xsr4rs.consistency`): seam-free, with a halo of its own added to the
+        model's. Default: the model's ``project`` metadata, else off.
+    uncertainty
+        Also return the per-pixel spread of the model's outputs over the eight flips and
+        quarter turns of its input (test-time self-ensembling; eight times the model's
+        cost): ``(output, spread)``, both seam-free and on the same grid; the output is
+        the plain one.
 
     Returns
     -------
     A lazy DataArray with ``scale`` times more pixels in y and x, dims in the input's
     order and band names kept, the input's CRS, units, encoding and attributes (those of
     the old grid dropped), and the transform ``transform * Affine.scale(1/scale)``; for a
-    Dataset, a Dataset with the same variable names.
+    Dataset, a Dataset with the same variable names. With ``uncertainty``, a tuple
+    ``(output, spread)``; the spread is float32, in the output's units.
     """
     kwargs = dict(
         halo=halo,
@@ -152,6 +164,8 @@ def upscale(
         scale_factor=scale_factor,
         add_offset=add_offset,
         check_range=check_range,
+        project=project,
+        uncertainty=uncertainty,
     )
     if isinstance(da, xr.Dataset):
         from xsr4rs.dataset import upscale_dataset
@@ -272,7 +286,9 @@ def _upscale_array(
     scale_factor: Any,
     add_offset: Any,
     check_range: bool,
-) -> xr.DataArray:
+    project: bool | None,
+    uncertainty: bool,
+) -> Any:
     p = _prepare(
         da,
         model,
@@ -287,6 +303,18 @@ def _upscale_array(
     meta = handle.metadata
     n_bands = work.sizes[band]
     scale, h = handle.scale, handle.halo
+    project = meta.project if project is None else bool(project)
+    post_halo = 0
+    if project:
+        from xsr4rs.consistency import projection_halo
+
+        if (meta.n_output_bands or n_bands) != n_bands:
+            raise ParameterError(
+                f"project=True compares each output band with its input band, but model "
+                f"{handle.name!r} returns {meta.n_output_bands} bands for {n_bands}"
+            )
+        post_halo = projection_halo(scale)
+        h += post_halo
 
     in_dtype = np.dtype(work.dtype)
     if not (np.issubdtype(in_dtype, np.integer) or np.issubdtype(in_dtype, np.floating)):
@@ -300,6 +328,10 @@ def _upscale_array(
     if not (np.issubdtype(out_dtype, np.integer) or np.issubdtype(out_dtype, np.floating)):
         raise ParameterError(f"dtype must be an integer or float type, got {out_dtype}")
     in_nodata = _input_nodata(da, nodata, in_dtype)
+    n_out = meta.n_output_bands or n_bands
+    conv = units.conversion(p.encoding, meta.physical, n_out)
+    if in_nodata is None and meta.nodata is not None and conv is None:
+        in_nodata = meta.nodata  # the model's domain says what no-data is (S2: 0)
     out_nodata = in_nodata
     if (
         out_nodata is None
@@ -318,8 +350,6 @@ def _upscale_array(
         out_nodata = float("nan")
     out_nodata = check_nodata(out_dtype, out_nodata)
     fill_values = _fill(fill, meta.fill_values, n_bands)
-    n_out = meta.n_output_bands or n_bands
-    conv = units.conversion(p.encoding, meta.physical, n_out)
 
     ychunks, xchunks = _chunk_plan(work, band, lay, chunks, h)
     tile = _tile(tile, meta, h)
@@ -339,6 +369,9 @@ def _upscale_array(
         from_model=(conv.c, conv.d) if conv else None,
         value_range=meta.value_range if check_range else None,
         what=f"model {handle.name!r}" + (f" ({meta.units})" if meta.units else ""),
+        project=project,
+        post_halo=post_halo,
+        ensemble=uncertainty,
     )
     annotations = dict(dask.get_annotations())
     if resources:
@@ -347,28 +380,44 @@ def _upscale_array(
         _keep_annotations()
     out = map_model(work.data, handle, spec, (ychunks, xchunks), annotations or None)
     same_bands = meta.output_bands is None and n_out == n_bands
-    result = output_mod.build(
-        da,
-        work,
-        out,
-        lay,
-        band,
-        transform=pixel_grid(da),
-        scale=scale,
-        model_name=handle.name,
-        band_labels=p.labels if same_bands else None,
-        output_band_names=None if same_bands else meta.output_bands,
-        out_nodata=out_nodata,
-        encoding=units.cf_encoding_for_output(da.encoding, out_dtype),
+
+    def wrap(arr: Any, nodata: float | None, encoding: Any) -> xr.DataArray:
+        result = output_mod.build(
+            da,
+            work,
+            arr,
+            lay,
+            band,
+            transform=pixel_grid(da),
+            scale=scale,
+            model_name=handle.name,
+            band_labels=p.labels if same_bands else None,
+            output_band_names=None if same_bands else meta.output_bands,
+            out_nodata=nodata,
+            encoding=encoding,
+        )
+        if same_bands and p.order is not None:
+            if sorted(p.order) == list(range(da.sizes[band])):
+                result = result.isel({band: np.argsort(p.order)})  # the input's band order
+            elif p.names is not None and "long_name" in result.attrs:
+                result.attrs["long_name"] = tuple(str(v) for v in p.names)
+        if lay.band is None:
+            result = result.squeeze(_BAND, drop=True)
+        return result.transpose(*da.dims)
+
+    encoding = units.cf_encoding_for_output(da.encoding, out_dtype)
+    if not uncertainty:
+        return wrap(out, out_nodata, encoding)
+    from xsr4rs.engine import finish_ensemble
+
+    main = out[..., :n_out, :, :].map_blocks(
+        finish_ensemble, spec=spec, dtype=out_dtype, meta=np.empty((0,) * out.ndim, out_dtype)
     )
-    if same_bands and p.order is not None:
-        if sorted(p.order) == list(range(da.sizes[band])):
-            result = result.isel({band: np.argsort(p.order)})  # the input's band order again
-        elif p.names is not None and "long_name" in result.attrs:
-            result.attrs["long_name"] = tuple(str(v) for v in p.names)
-    if lay.band is None:
-        result = result.squeeze(_BAND, drop=True)
-    return result.transpose(*da.dims)
+    spread = wrap(out[..., n_out:, :, :], float("nan"), None)
+    spread.attrs["long_name_of_values"] = "spread over 8 flips and turns (standard deviation)"
+    return wrap(main, out_nodata, encoding), spread.rename(
+        f"{da.name}_spread" if da.name else "spread"
+    )
 
 
 def _keep_annotations() -> None:

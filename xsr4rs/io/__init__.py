@@ -21,6 +21,7 @@ from xsr4rs.io.write import (
     check_output,
     output_format,
     write,
+    write_all,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "sample_scene_paths",
     "select_bands",
     "write",
+    "write_all",
 ]

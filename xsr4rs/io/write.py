@@ -8,9 +8,10 @@ is placed (`xsr4rs.io.atomic`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,44 +204,89 @@ def write(
     ``creation_options`` are GDAL GeoTIFF (or COG) creation options, e.g.
     ``{"ZLEVEL": 9}``; they are tried on a tiny file before any work.
     """
+    write_all(
+        [(da, path)],
+        cog=cog,
+        overwrite=overwrite,
+        compress=compress,
+        creation_options=creation_options,
+        progress=progress,
+    )
+
+
+def write_all(
+    outputs: Sequence[tuple[xr.DataArray, str | os.PathLike[str]]],
+    *,
+    cog: bool = False,
+    overwrite: bool = False,
+    compress: str = "deflate",
+    creation_options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> None:
+    """`write` several arrays in one computation, so that work they share runs once (an
+    upscaled output and its uncertainty map). Each output is atomic and checked as with
+    `write`; on any failure none is placed."""
     import dask
 
-    check_output(
-        path, overwrite=overwrite, cog=cog, compress=compress, creation_options=creation_options
-    )
-    fmt = output_format(path)
-    if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
-        band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
-        da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)
-    if fmt == "gtiff":
-        count = da.shape[0] if da.ndim == 3 else 1
-        check_encoding(
-            stored_dtype(da), count, cog=cog, compress=compress, creation_options=creation_options
+    planned = []
+    for da, path in outputs:
+        check_output(
+            path,
+            overwrite=overwrite,
+            cog=cog,
+            compress=compress,
+            creation_options=creation_options,
         )
-    with dask.config.set({"optimization.fuse.active": False}):  # keeps task annotations
-        with atomic_output(path, overwrite=overwrite) as tmp, gdal.gdal_messages() as messages:
-            try:
-                if fmt == "zarr":
-                    _compute(_zarr_task(da, tmp), da, progress)
+        if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
+            band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
+            da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)
+        if output_format(path) == "gtiff":
+            count = da.shape[0] if da.ndim == 3 else 1
+            check_encoding(
+                stored_dtype(da),
+                count,
+                cog=cog,
+                compress=compress,
+                creation_options=creation_options,
+            )
+        planned.append((da, Path(path)))
+    with (
+        dask.config.set({"optimization.fuse.active": False}),  # keeps task annotations
+        contextlib.ExitStack() as stack,
+        gdal.gdal_messages() as messages,
+    ):
+        tmps = [stack.enter_context(atomic_output(p, overwrite=overwrite)) for _, p in planned]
+        current = planned[0][1], tmps[0]
+        try:
+            tasks, finish = [], []
+            for (da, path), tmp in zip(planned, tmps, strict=True):
+                if output_format(path) == "zarr":
+                    tasks.append(_zarr_task(da, tmp))
                 else:
-                    _write_geotiff(da, tmp, Path(path), cog, compress, creation_options, progress)
-            except XSRError:
-                raise
-            except KeyboardInterrupt:
-                raise
-            except Exception as err:
-                raise _failure(err, tmp, Path(path), messages) from err
+                    task, done = _geotiff(da, tmp, path, cog, compress, creation_options)
+                    tasks.append(task)
+                    finish.append((path, tmp, done))
+            _compute(tasks, planned[0][0], progress)
+            for path, tmp, done in finish:
+                current = path, tmp
+                done()
+        except XSRError:
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            raise _failure(err, current[1], current[0], messages) from err
 
 
-def _write_geotiff(
+def _geotiff(
     da: xr.DataArray,
     tmp: Path,
     path: Path,
     cog: bool,
     compress: str,
     creation_options: Mapping[str, Any] | None,
-    progress: bool,
-) -> None:
+) -> tuple[Any, Any]:
+    """The dask task writing a GeoTIFF (a COG's intermediate), and what finishes it."""
     dtype = stored_dtype(da)
     raw = tmp.with_name(tmp.name + ".raw.tif") if cog else tmp
     options = geotiff_options(
@@ -249,24 +295,36 @@ def _write_geotiff(
         _block_size(da),
         None if cog else creation_options,
     )
-    _compute(_geotiff_task(da, raw, options), da, progress)
-    gdal.verify_geotiff(raw, what=path)
-    _set_color_interp(raw, da)
-    if cog:
+
+    def finish() -> None:
+        gdal.verify_geotiff(raw, what=path)
+        if not cog:
+            _set_color_interp(raw, da, rgb_only=True)
+            return
         import rasterio.shutil
 
-        rasterio.shutil.copy(
-            raw,
-            tmp,
-            driver="COG",
-            num_threads="ALL_CPUS",
-            **cog_options(dtype, compress, creation_options),
-        )
+        # libtiff complains while reading the intermediate once it holds RGB + extra
+        # bands set in update mode; the COG written from it by CreateCopy is clean
+        with gdal.gdal_messages():
+            _set_color_interp(raw, da, rgb_only=False)
+            rasterio.shutil.copy(
+                raw,
+                tmp,
+                driver="COG",
+                num_threads="ALL_CPUS",
+                **cog_options(dtype, compress, creation_options),
+            )
         gdal.verify_geotiff(tmp, what=path)
 
+    return _geotiff_task(da, raw, options), finish
 
-def _set_color_interp(path: Path, da: xr.DataArray) -> None:
-    """Red/Green/Blue/NIR... colour interpretation when every band is named (B04, red...)."""
+
+def _set_color_interp(path: Path, da: xr.DataArray, *, rgb_only: bool) -> None:
+    """Red/Green/Blue/NIR... colour interpretation when every band is named (B04, red...).
+
+    GDAL cannot add the extra-sample declaration of a fourth band to a TIFF it updates
+    in place (libtiff then warns on every read), so with ``rgb_only`` only an exactly
+    red, green, blue file gets one; COGs, written from scratch by a copy, get all."""
     import rasterio
     from rasterio.enums import ColorInterp
 
@@ -279,6 +337,8 @@ def _set_color_interp(path: Path, da: xr.DataArray) -> None:
     interp = [COLOR_INTERP.get(canonical(n) or "") for n in names]
     count = da.shape[0] if da.ndim == 3 else 1
     if len(interp) != count or None in interp:
+        return
+    if rgb_only and interp != ["red", "green", "blue"]:
         return
     values = [getattr(ColorInterp, name, ColorInterp.undefined) for name in interp]
     with rasterio.open(path, "r+") as dst:
@@ -375,18 +435,19 @@ def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
         client = get_client()
     except (ImportError, ValueError):
         client = None
+    tasks = task if isinstance(task, list) else [task]
     if client is not None:
-        future = client.compute(task)
+        futures = client.compute(tasks)
         if progress:
             from distributed import progress as dprogress
 
-            dprogress(future)
-        future.result()
+            dprogress(futures)
+        client.gather(futures)
         return
     if progress:
         from xsr4rs.progress import BlockProgress
 
         with BlockProgress(total=_blocks(da)):
-            dask.compute(task)
+            dask.compute(*tasks)
     else:
-        dask.compute(task)
+        dask.compute(*tasks)

@@ -42,6 +42,12 @@ class ModelMetadata:
         (``1e-4`` and ``0`` for reflectance x 10000). When both the model and the input
         say how their values relate to physical ones, xsr4rs converts the input into the
         model's units and the output back (`xsr4rs.units`).
+    nodata
+        The value that means no data in the model's domain (0 for Sentinel-2 products):
+        an integer input in the model's units that declares no no-data value of its own
+        takes it, so its zeros are no-data and no valid output pixel equals it.
+    project
+        Whether `xsr4rs.upscale` applies the consistency projection by default.
     value_range
         ``[low, high]`` range of typical valid input values, used to reject data in other units.
     fill_values
@@ -70,6 +76,8 @@ class ModelMetadata:
     units: str | None = None
     scale_factor: float | None = None
     add_offset: float | None = None
+    nodata: float | None = None
+    project: bool = False
     value_range: tuple[float, float] | None = None
     fill_values: tuple[float, ...] | None = None
     tile: int | None = None

@@ -123,7 +123,27 @@ def _extra_layers():
                 "offset": self.offset_values,
             }
 
-    return MinibatchStddev, BandAffine
+    @keras.saving.register_keras_serializable("xsr4rs")
+    class RatioBound(keras.layers.Layer):
+        """Keep each output pixel within ``[low, high]`` times the input pixel it lies in
+        (repeated to the output's scale), where that input pixel is positive: ringing
+        on bright roofs and clipped zeros over dark water cannot reach the product. The
+        bound is pointwise, so it widens no receptive field."""
+
+        def __init__(self, scale: int, low: float, high: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.scale, self.low, self.high = int(scale), float(low), float(high)
+
+        def call(self, inputs: Any) -> Any:
+            y, x = inputs
+            up = ops.repeat(ops.repeat(x, self.scale, axis=1), self.scale, axis=2)
+            bounded = ops.clip(y, self.low * up, self.high * up)
+            return ops.where(up > 0, bounded, y)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "scale": self.scale, "low": self.low, "high": self.high}
+
+    return MinibatchStddev, BandAffine, RatioBound
 
 
 def build_sr4rs(bands: int, *, filters: int = 64, blocks: int = 16) -> Any:
@@ -193,7 +213,7 @@ def build_discriminator(bands: int, *, filters: int = 32, levels: int = 3) -> An
     convolution, global averaging and one linear score per image.
     """
     keras, Conv, _, _ = _layers()
-    MinibatchStddev, _ = _extra_layers()
+    MinibatchStddev, _, _ = _extra_layers()
     act = keras.layers.LeakyReLU(0.2)
     inputs = [
         keras.Input((None, None, bands), name=f"x{2 ** (levels - 1 - i)}") for i in range(levels)
@@ -212,12 +232,21 @@ def build_discriminator(bands: int, *, filters: int = 32, levels: int = 3) -> An
     return keras.Model(inputs, keras.layers.Dense(1)(x), name=f"discriminator_{filters}")
 
 
-def wrap_for_export(generator: Any, offset: Any, scale: Any) -> Any:
+def wrap_for_export(
+    generator: Any,
+    offset: Any,
+    scale: Any,
+    *,
+    bound: tuple[float, float] | None = None,
+    factor: int = 4,
+) -> Any:
     """A model taking values in the data's units to the product (last output) in the same
-    units: ``(x - offset) / scale`` in, ``y * scale + offset`` out."""
+    units: ``(x - offset) / scale`` in, ``y * scale + offset`` out, then, with ``bound``
+    ``(low, high)``, each output pixel kept within ``low..high`` times its input pixel
+    (`RatioBound`; ``factor`` is the upscaling factor)."""
     import keras
 
-    _, BandAffine = _extra_layers()
+    _, BandAffine, RatioBound = _extra_layers()
     bands = generator.input.shape[-1]
     inp = keras.Input((None, None, bands), name="image")
     x = BandAffine([1 / s for s in scale], [-o / s for o, s in zip(offset, scale, strict=True)])(
@@ -225,7 +254,10 @@ def wrap_for_export(generator: Any, offset: Any, scale: Any) -> Any:
     )
     y = generator(x)
     y = y[-1] if isinstance(y, list | tuple) else y
-    return keras.Model(inp, BandAffine(list(scale), list(offset))(y), name=generator.name)
+    out = BandAffine(list(scale), list(offset))(y)
+    if bound is not None:
+        out = RatioBound(factor, *bound)([out, inp])
+    return keras.Model(inp, out, name=generator.name)
 
 
 ARCHITECTURES: dict[str, Architecture] = {

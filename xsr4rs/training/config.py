@@ -39,6 +39,10 @@ class DataConfig:
     hr_bands: list | None = _k(None, "HR bands to use (Wald mode: the image's bands)")
     band_names: list | None = _k(None, "names of the bands, stored in the exported model")
     units: str | None = _k(None, "units of the values, e.g. 'reflectance x 10000'")
+    scale_factor: float | None = _k(
+        None, "the units in numbers: physical = value * scale_factor + add_offset (1e-4)"
+    )
+    add_offset: float | None = _k(None, "see scale_factor (0 for reflectance x 10000)")
     nodata: float | None = _k(None, "no-data value (default: the files' own)")
     patch: int = _k(32, "LR patch size in pixels (HR patches are scale times larger)")
     batch_size: int = _k(8, "patches per step (over all devices)")
@@ -73,6 +77,11 @@ class ModelConfig:
     offset: list | float | None = _k(None, "fixed scaling: value mapped to 0 (per band or one)")
     factor: list | float | None = _k(None, "fixed scaling: value range mapped to 1")
     init_from: str | None = _k(None, "an exported xsr4rs model to fine-tune")
+    bound: list | None = _k(
+        None,
+        "[low, high]: keep each exported output pixel within low..high times its input "
+        "pixel (e.g. [0.25, 4]; ringing and clipped zeros cannot reach the product)",
+    )
 
 
 @dataclass
@@ -135,6 +144,7 @@ SECTIONS: dict[str, type] = {
 
 #: Keys that may change when a run is resumed (the rest must match the saved config).
 RESUMABLE = {
+    "model.bound",
     "run.steps",
     "run.steps_per_epoch",
     "run.checkpoint_every",
@@ -302,6 +312,11 @@ def _check(cfg: TrainConfig) -> None:
             raise ConfigError(f"optim.{key} must be in [0, 1), got {getattr(o, key)}")
     if not 0 < o.decay <= 1:
         raise ConfigError(f"optim.decay must be in (0, 1] (1: no decay), got {o.decay}")
+    b = cfg.model.bound
+    if b is not None and (
+        len(b) != 2 or not all(isinstance(v, int | float) for v in b) or not 0 < b[0] < 1 < b[1]
+    ):
+        raise ConfigError(f"model.bound must be [low, high] with 0 < low < 1 < high, got {b}")
     if cfg.model.filters is not None and cfg.model.filters < 1:
         raise ConfigError(f"model.filters must be >= 1, got {cfg.model.filters}")
     if cfg.model.blocks is not None and cfg.model.blocks < 0:

@@ -290,6 +290,8 @@ class _Run:
             self.ema if self.ema is not None else self.gen,
             self.scaling["offset"],
             self.scaling["factor"],
+            bound=tuple(cfg.model.bound) if cfg.model.bound else None,
+            factor=self.scale,
         )
 
     def _load_exported_weights(self) -> None:
@@ -607,6 +609,9 @@ class _Run:
             scale=self.scale,
             bands=self.band_names,
             units=cfg.data.units,
+            scale_factor=cfg.data.scale_factor,
+            add_offset=cfg.data.add_offset,
+            nodata=cfg.data.nodata,
             value_range=(float(np.min(self.scaling["low"])), float(np.max(self.scaling["high"]))),
             halo=self._radius(),
             fill_values=self.scaling["fill"],
