@@ -200,6 +200,46 @@ def build_light(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
     return keras.Model(inp, outputs, name=f"light_{filters}x{blocks}")
 
 
+def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
+    """The light generator with local channel attention in every residual block (RCAN's
+    idea made tile-safe): each block's features are reweighted per channel by a gate
+    computed from their 3x3 neighbourhood average, not from the whole image, so the
+    receptive field stays finite (one more input pixel per block) and tiles equal
+    whole-image inference."""
+    keras, Conv, _, DepthToSpace = _layers()
+
+    act = keras.layers.ReLU()
+    inp = keras.Input((None, None, bands), name="lr")
+    x = head = act(Conv(filters, 3)(inp))
+    squeeze = max(filters // 4, 4)
+    for _ in range(blocks):
+        y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
+        local = keras.layers.AveragePooling2D(3, strides=1, padding="same")(y)
+        gate = keras.layers.Activation("sigmoid")(
+            Conv(filters, 1)(act(Conv(squeeze, 1)(local)))
+        )
+        y = keras.layers.Multiply()([y, gate])
+        x = keras.layers.Add()([x, keras.layers.Rescaling(0.1)(y)])
+    x = keras.layers.Add()([x, head])
+
+    def product(features: Any, factor: int) -> Any:
+        base = inp if factor == 1 else keras.layers.UpSampling2D(factor)(inp)
+        correction = Conv(bands, 1, zero_init=True)(features)
+        return keras.layers.Add()([base, correction])
+
+    outputs = [product(x, 1)]
+    for level in (2, 4):
+        x = act(Conv(filters * 4, 3)(x))
+        x = DepthToSpace(2)(x)
+        outputs.append(product(x, level))
+    return keras.Model(inp, outputs, name=f"lca_{filters}x{blocks}")
+
+
+def lca_radius(*, filters: int = 32, blocks: int = 6) -> int:
+    """The light generator's radius plus one per block (the 3x3 average of the gate)."""
+    return light_radius(filters=filters, blocks=blocks) + blocks
+
+
 def light_radius(*, filters: int = 32, blocks: int = 6) -> int:
     """3x3 (1) + 2 per block + a 3x3 at x1 (1) + a 3x3 at x2 (1/2), rounded up."""
     return math.ceil(1 + 2 * blocks + 1 + 1 / 2)
@@ -263,4 +303,7 @@ def wrap_for_export(
 ARCHITECTURES: dict[str, Architecture] = {
     "sr4rs": Architecture(build_sr4rs, sr4rs_radius, "SR4RS generator (64 filters, 16 blocks)"),
     "light": Architecture(build_light, light_radius, "light generator (32 filters, 6 blocks)"),
+    "lca": Architecture(
+        build_lca, lca_radius, "light generator with local channel attention (32 x 6)"
+    ),
 }

@@ -64,7 +64,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = _k("light", "generator architecture", ("light", "sr4rs"))
+    arch: str = _k("light", "generator architecture", ("light", "lca", "sr4rs"))
     filters: int | None = _k(None, "generator width (default: the architecture's)")
     blocks: int | None = _k(None, "generator residual blocks (default: the architecture's)")
     disc_filters: int = _k(32, "discriminator width")
