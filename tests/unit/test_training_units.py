@@ -91,7 +91,7 @@ MINIMAL = {"data": {"images": ["a.tif"], "scale": 4}}
         ({"data": {}}, "no training data"),
         ({**MINIMAL, "loss": {"relativistic": True}}, "Set loss.gan_type: lsgan"),
         ({**MINIMAL, "loss": {"vgg": 1.0}}, "needs loss.vgg_weights"),
-        ({**MINIMAL, "model": {"arch": "unet"}}, "model.arch must be one of light, sr4rs"),
+        ({**MINIMAL, "model": {"arch": "unet"}}, "model.arch must be one of light, lca, sr4rs"),
         ({**MINIMAL, "run": {"steps": 10, "pretrain_steps": 20}}, "run.pretrain_steps"),
         ({"data": {"pairs": [{"lr": "a"}]}}, "data.pairs[0] must be a mapping with keys lr and hr"),
     ],
