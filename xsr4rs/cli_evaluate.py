@@ -69,6 +69,12 @@ def add_evaluate_parser(sub: Any) -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
     ev.add_argument(
+        "--project",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="consistency projection of the model's output (default: the model's choice)",
+    )
+    ev.add_argument(
         "--png",
         metavar="OUT.png",
         help="write crops of LR, bicubic, model and HR side by side",
@@ -106,6 +112,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         data_range=args.data_range,
         png=args.png,
         crop=tuple(args.crop) if args.crop else None,
+        project=args.project,
     )
     print(report.table())
     if args.json:

@@ -64,6 +64,7 @@ def evaluate(
     data_range: float | None = None,
     png: str | os.PathLike[str] | None = None,
     crop: tuple[int, int, int] | None = None,
+    project: bool | None = None,
 ) -> EvaluationReport:
     """Score ``model`` and ``baselines`` against the high-resolution reference ``hr``.
 
@@ -102,6 +103,9 @@ def evaluate(
     crop
         (row, col, size) of the PNG crop in HR pixels; default: a centred square of
         256 pixels, or of the image's shorter side when smaller.
+    project
+        Apply the consistency projection to the model's output (not the baselines'), as
+        ``upscale(project=...)``; default: the model's choice.
 
     Returns
     -------
@@ -119,7 +123,13 @@ def evaluate(
     scale = handle.scale
     others = _baselines(baselines, handle, ref.n_bands)
     methods = [("model", handle)] + [("baseline", b) for b in others]
-    border = _border(border, scale, [m for _, m in methods])
+    projected = handle.metadata.project if project is None else project
+    extra = 0
+    if projected:  # its own reach from the image's mirror-padded edge
+        from xsr4rs.consistency import projection_halo
+
+        extra = projection_halo(scale)
+    border = _border(border, scale, [m for _, m in methods], extra)
     if lr is None:
         mode = "wald"
         ref = _crop_to_multiple(ref, scale)
@@ -134,7 +144,7 @@ def evaluate(
     low = _load(low, nodata) if lr is not None else _degraded(ref, scale)
     lr_da = _as_dataarray(low)
     check_input(lr_da, handle)
-    outputs = [_run(lr_da, m) for _, m in methods]
+    outputs = [_run(lr_da, m, project if kind == "model" else False) for kind, m in methods]
 
     valid = np.isfinite(ref.values).all(axis=0)
     for out in outputs:
@@ -336,21 +346,21 @@ def _as_dataarray(raster: _Raster) -> xr.DataArray:
     return da.rio.write_transform(raster.transform).rio.write_nodata(np.nan, encoded=False)
 
 
-def _run(lr: xr.DataArray, model: SRModel) -> np.ndarray:
+def _run(lr: xr.DataArray, model: SRModel, project: bool | None) -> np.ndarray:
     """``model`` on ``lr`` through `xsr4rs.upscale`, computed: float64 (band, y, x)."""
     with warnings.catch_warnings():
         # a reference without CRS is usual here (Wald pairs, test scenes): no note about it
         warnings.simplefilter("ignore", GeoreferenceWarning)
-        out = upscale(lr, model, dtype="float32")
+        out = upscale(lr, model, dtype="float32", project=project)
     return np.asarray(out.values, dtype=np.float64)
 
 
-def _border(border: int | None, scale: int, models: Sequence[SRModel]) -> int:
+def _border(border: int | None, scale: int, models: Sequence[SRModel], extra: int = 0) -> int:
     from xsr4rs.tiling import check_positive_int
 
     if border is not None:
         return check_positive_int("border", border, minimum=0)
-    return max(scale * max(m.halo for m in models), 2 * scale, SSIM_RADIUS)
+    return max(scale * (max(m.halo for m in models) + extra), 2 * scale, SSIM_RADIUS)
 
 
 def _hr_range(hr: np.ndarray, mask: np.ndarray) -> float:

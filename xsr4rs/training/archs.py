@@ -215,9 +215,7 @@ def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
     for _ in range(blocks):
         y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
         local = keras.layers.AveragePooling2D(3, strides=1, padding="same")(y)
-        gate = keras.layers.Activation("sigmoid")(
-            Conv(filters, 1)(act(Conv(squeeze, 1)(local)))
-        )
+        gate = keras.layers.Activation("sigmoid")(Conv(filters, 1)(act(Conv(squeeze, 1)(local))))
         y = keras.layers.Multiply()([y, gate])
         x = keras.layers.Add()([x, keras.layers.Rescaling(0.1)(y)])
     x = keras.layers.Add()([x, head])
