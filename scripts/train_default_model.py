@@ -13,8 +13,9 @@ reflectance x 10000 with no offset. Shark Bay and Brandenburg are never read her
 ``compare`` trains each candidate generator for the same steps on the same data and seed.
 It writes their validation scores (blocks of the training scenes that no training patch
 touches), training seconds and inference speed to RUN_DIR/compare.json: the choice is
-made there, without looking at any held-out scene. ``final`` trains the chosen one longer,
-with the output bound and the no-data value, and exports it (``--package`` copies it
+made there, without looking at any held-out scene. ``final`` trains the chosen one longer
+(``--sam`` adds the spectral angle loss), with the output bound and the no-data value,
+and exports it (``--package`` copies it
 into xsr4rs/models/s2-rgbn-x4).
 """
 
@@ -140,6 +141,7 @@ def main() -> None:
     p.add_argument("--arch", default="light")
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--blocks", type=int, default=6)
+    p.add_argument("--sam", type=float, default=0.0, help="weight of the spectral angle loss")
     p.add_argument("--package", action="store_true", help="copy the result into the package")
     args = p.parse_args()
     args.run_dir.mkdir(parents=True, exist_ok=True)

@@ -177,27 +177,7 @@ def build_light(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
     x4. Each output adds a correction to the input repeated to its scale (nearest
     neighbour, which widens no receptive field), and the corrections start at zero: an
     untrained network is the nearest-neighbour upscaling, training learns the detail."""
-    keras, Conv, _, DepthToSpace = _layers()
-
-    act = keras.layers.ReLU()
-    inp = keras.Input((None, None, bands), name="lr")
-    x = head = act(Conv(filters, 3)(inp))
-    for _ in range(blocks):
-        y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
-        x = keras.layers.Add()([x, keras.layers.Rescaling(0.1)(y)])
-    x = keras.layers.Add()([x, head])
-
-    def product(features: Any, factor: int) -> Any:
-        base = inp if factor == 1 else keras.layers.UpSampling2D(factor)(inp)
-        correction = Conv(bands, 1, zero_init=True)(features)
-        return keras.layers.Add()([base, correction])
-
-    outputs = [product(x, 1)]
-    for level in (2, 4):
-        x = act(Conv(filters * 4, 3)(x))
-        x = DepthToSpace(2)(x)
-        outputs.append(product(x, level))
-    return keras.Model(inp, outputs, name=f"light_{filters}x{blocks}")
+    return _light(bands, filters, blocks, attention=False)
 
 
 def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
@@ -206,17 +186,22 @@ def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
     computed from their 3x3 neighbourhood average, not from the whole image, so the
     receptive field stays finite (one more input pixel per block) and tiles equal
     whole-image inference."""
+    return _light(bands, filters, blocks, attention=True)
+
+
+def _light(bands: int, filters: int, blocks: int, *, attention: bool) -> Any:
     keras, Conv, _, DepthToSpace = _layers()
 
     act = keras.layers.ReLU()
     inp = keras.Input((None, None, bands), name="lr")
     x = head = act(Conv(filters, 3)(inp))
-    squeeze = max(filters // 4, 4)
     for _ in range(blocks):
         y = Conv(filters, 3)(act(Conv(filters, 3)(x)))
-        local = keras.layers.AveragePooling2D(3, strides=1, padding="same")(y)
-        gate = keras.layers.Activation("sigmoid")(Conv(filters, 1)(act(Conv(squeeze, 1)(local))))
-        y = keras.layers.Multiply()([y, gate])
+        if attention:
+            local = keras.layers.AveragePooling2D(3, strides=1, padding="same")(y)
+            squeeze = Conv(max(filters // 4, 4), 1)(local)
+            gate = keras.layers.Activation("sigmoid")(Conv(filters, 1)(act(squeeze)))
+            y = keras.layers.Multiply()([y, gate])
         x = keras.layers.Add()([x, keras.layers.Rescaling(0.1)(y)])
     x = keras.layers.Add()([x, head])
 
@@ -230,7 +215,8 @@ def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
         x = act(Conv(filters * 4, 3)(x))
         x = DepthToSpace(2)(x)
         outputs.append(product(x, level))
-    return keras.Model(inp, outputs, name=f"lca_{filters}x{blocks}")
+    name = "lca" if attention else "light"
+    return keras.Model(inp, outputs, name=f"{name}_{filters}x{blocks}")
 
 
 def lca_radius(*, filters: int = 32, blocks: int = 6) -> int:
