@@ -80,7 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--cog", action="store_true", help="write a Cloud Optimized GeoTIFF with overviews"
     )
-    up.add_argument("--compress", default="deflate", help="GeoTIFF compression (default deflate)")
+    up.add_argument(
+        "--compress",
+        default="zstd",
+        help="GeoTIFF compression (default zstd, level 2; deflate for readers without zstd)",
+    )
     up.add_argument(
         "--co",
         metavar="KEY=VALUE",

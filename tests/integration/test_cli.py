@@ -375,7 +375,7 @@ def test_geotiff_output(tif_out, crop_values, crop_grid):
         assert ds.transform.almost_equals(rasterio.Affine(t.a / 4, 0, t.c, 0, t.e / 4, t.f))
         assert ds.profile["tiled"] is True
         assert ds.block_shapes[0][0] > 1 and ds.block_shapes[0][0] == ds.block_shapes[0][1]
-        assert ds.compression is not None and ds.compression.name.lower() == "deflate"
+        assert ds.compression is not None and ds.compression.name.lower() == "zstd"
         assert ds.descriptions == ("s2_B04", "s2_B03", "s2_B02", "s2_B08")
         assert ds.nodata is None  # the input declares none
         values = ds.read()
@@ -433,7 +433,7 @@ def test_cog_output(capsys, crops, tif_out, tmp_path):
         assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert cog.profile["tiled"] is True
         assert cog.overviews(1) == [2, 4]  # down to below one 512 block
-        assert cog.compression.name.lower() == "deflate"
+        assert cog.compression.name.lower() == "zstd"
         assert cog.crs == ref.crs and cog.transform == ref.transform
         assert cog.descriptions == ref.descriptions
         np.testing.assert_array_equal(cog.read(), ref.read())

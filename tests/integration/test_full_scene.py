@@ -29,3 +29,26 @@ def test_sample_scene_default_model_cog(s2_paths, tmp_path, capsys):
         assert np.median(np.abs(block - lo)) < 0.05 * np.median(lo)
     err = capsys.readouterr().err
     assert "16/16" in err and "wrote" in err  # 1933 x 1947 in 512-pixel chunks
+    _no_false_nodata_and_no_overshoot(s2_paths, out)
+
+
+def _no_false_nodata_and_no_overshoot(s2_paths, out) -> None:
+    """The shipped model's output over the whole real scene: no valid pixel equals the
+    Sentinel-2 no-data value 0 (its metadata declares it, the file does not), and every
+    pixel lies within [0.25, 4] times the input pixel it belongs to (half a unit of
+    rounding aside): no clipped zeros over water, no ringing on bright roofs."""
+    import xsr4rs
+
+    assert xsr4rs.load_model("s2-rgbn-x4").metadata.nodata == 0
+    with rasterio.open(out) as dst:
+        assert dst.nodata == 0
+        for band, path in enumerate(s2_paths, start=1):
+            with rasterio.open(path) as src:
+                lr = src.read(1).astype(np.float64)
+            hr = dst.read(band).astype(np.float64)
+            up = np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
+            valid = up > 0
+            assert (hr[valid] != 0).all(), f"band {band}: {(hr[valid] == 0).sum()} zeros"
+            low, high = 0.25 * up - 0.5, 4 * up + 0.5
+            outside = valid & ((hr < low) | (hr > high))
+            assert not outside.any(), f"band {band}: {outside.sum()} pixels out of bounds"

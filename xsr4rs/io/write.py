@@ -24,6 +24,13 @@ from xsr4rs.io.atomic import atomic_output, check_replaceable
 
 #: Compression of the intermediate GeoTIFF of a COG, rewritten at once: fast.
 _COG_INTERMEDIATE = "zstd"
+#: Default compression of GeoTIFF outputs, from benchmarks/compression.py: zstd at level 2
+#: wrote 5x faster than deflate (level 6) for the same size, and reads 5x faster; GDAL
+#: reads it since 2.3 (built with libzstd, as rasterio's wheels, conda's and QGIS's are).
+DEFAULT_COMPRESS = "zstd"
+#: Levels used unless a creation option says otherwise: GDAL's zstd default (9) wrote
+#: 7x slower than level 2 for a 7 % smaller file. (GeoTIFF option, COG option).
+_LEVELS = {"ZSTD": ("ZSTD_LEVEL", "LEVEL", 2)}
 
 
 def output_format(path: str | os.PathLike[str]) -> str | None:
@@ -36,7 +43,7 @@ def check_output(
     *,
     overwrite: bool = False,
     cog: bool = False,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     creation_options: Mapping[str, Any] | None = None,
     inputs: list[str] | None = None,
 ) -> None:
@@ -116,9 +123,15 @@ def _predictor(dtype: np.dtype, compress: str, *, cog: bool = False) -> int | st
 
 
 def geotiff_options(
-    dtype: np.dtype, compress: str, block: int, extra: Mapping[str, Any] | None
+    dtype: np.dtype,
+    compress: str,
+    block: int,
+    extra: Mapping[str, Any] | None,
+    *,
+    level: int | None = None,
 ) -> dict[str, Any]:
-    """Creation options of a tiled GeoTIFF; ``extra`` (``--co``) wins."""
+    """Creation options of a tiled GeoTIFF; ``extra`` (``--co``) wins. ``level``
+    replaces the codec's default level (zstd: 2)."""
     options: dict[str, Any] = {
         "TILED": "YES",
         "BLOCKXSIZE": block,
@@ -127,6 +140,9 @@ def geotiff_options(
         "PREDICTOR": _predictor(dtype, compress),
         "BIGTIFF": "IF_SAFER",
     }
+    default = _LEVELS.get(options["COMPRESS"])
+    if default is not None:
+        options[default[0]] = level if level is not None else default[2]
     options.update({k.upper(): v for k, v in (extra or {}).items()})
     return options
 
@@ -139,6 +155,9 @@ def cog_options(dtype: np.dtype, compress: str, extra: Mapping[str, Any] | None)
         "OVERVIEW_RESAMPLING": "AVERAGE",
         "BIGTIFF": "IF_SAFER",
     }
+    default = _LEVELS.get(options["COMPRESS"])
+    if default is not None:
+        options[default[1]] = default[2]
     options.update({k.upper(): v for k, v in (extra or {}).items()})
     return options
 
@@ -148,7 +167,7 @@ def check_encoding(
     count: int,
     *,
     cog: bool = False,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     creation_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Raise `OutputError` unless GDAL writes ``count`` bands of ``dtype`` with these options.
@@ -191,7 +210,7 @@ def write(
     *,
     cog: bool = False,
     overwrite: bool = False,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     creation_options: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> None:
@@ -219,7 +238,7 @@ def write_all(
     *,
     cog: bool = False,
     overwrite: bool = False,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     creation_options: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> None:
@@ -294,6 +313,7 @@ def _geotiff(
         _COG_INTERMEDIATE if cog else compress,
         _block_size(da),
         None if cog else creation_options,
+        level=1 if cog else None,  # the intermediate is rewritten at once: fastest
     )
 
     def finish() -> None:
