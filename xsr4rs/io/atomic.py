@@ -216,7 +216,15 @@ def _place_new(tmp: Path, path: Path) -> None:
                 raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
             raise
     else:
-        os.link(tmp, path)  # fails with EEXIST, never replaces
+        try:
+            os.link(tmp, path)  # fails with EEXIST, never replaces
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network or FAT file systems)
+            if path.exists() or path.is_symlink():
+                raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+            os.rename(tmp, path)  # the one case left: a file created in the meantime
+            return
         os.unlink(tmp)
 
 
