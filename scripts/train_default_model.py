@@ -99,11 +99,11 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def final(args: argparse.Namespace) -> None:
-    cfg = config(
-        args.shared, args.run_dir / "final", args.steps, args.arch, args.filters, args.blocks
-    )
+    out = args.run_dir / f"final-sam{args.sam:g}"
+    cfg = config(args.shared, out, args.steps, args.arch, args.filters, args.blocks)
     cfg["data"].update(nodata=0, scale_factor=1e-4, add_offset=0.0)
     cfg["model"]["bound"] = [0.25, 4.0]
+    cfg["loss"]["sam"] = args.sam
     result = xsr4rs.train(cfg)
     print(f"exported {result.model_path}: {result.validation}")
     if args.package:
