@@ -50,7 +50,7 @@ def test_default_output_is_the_largest_and_full_extent(crop_tif, sr4rs_model, tm
     assert (meta.scale, meta.output, meta.crop) == (4, "output_32:0", 32)
     assert meta.halo == 9 and meta.provenance["halo_measured"] == 9
     assert meta.provenance["input"] == {"key": "lr_input:0", "dtype": "int16"}
-    assert meta.provenance["outputs"]["output_512:0"] == "empty on probe tiles"
+    assert meta.provenance["outputs"]["output_512:0"] == "empty on a 48x64 tile"
 
     out = tmp_path / "x4.tif"
     assert (
@@ -139,7 +139,7 @@ def test_info_lists_inputs_outputs_crop_scale_and_halo(sr4rs_model, capsys):
     assert "crop:         32 output pixels per side" in out
     assert "input:        lr_input:0 int16 [?x?x?x4]" in out
     assert "output:       output_32:0 float32 [?x?x?x4] x4, crops 32 px <- used" in out
-    assert "output:       output_512:0 float32 [?x?x?x4] (empty on probe tiles)" in out
+    assert "output:       output_512:0 float32 [?x?x?x4] (empty on a 48x64 tile)" in out
     assert '"halo_measured": 9' in out
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from xsr4rs.exceptions import InputError, ModelError
 from xsr4rs.model.handle import restore_crop
-from xsr4rs.model.probe import output_geometry
+from xsr4rs.model.probe import measure_halo, output_geometries, output_geometry
 from xsr4rs.model.runtime import output_key, to_input_dtype
 
 
@@ -53,3 +53,51 @@ def test_an_output_that_is_not_scale_times_minus_a_border_is_refused():
 
     with pytest.raises(ModelError, match="not one integer scale with a fixed border"):
         output_geometry(model, 1)
+
+
+def _cropped(x: np.ndarray, scale: int, crop: int) -> np.ndarray:
+    y = np.repeat(np.repeat(x, scale, axis=1), scale, axis=2)
+    h, w = max(y.shape[1] - 2 * crop, 0), max(y.shape[2] - 2 * crop, 0)
+    return y[:, crop : crop + h, crop : crop + w]
+
+
+def test_all_outputs_come_from_one_run_per_tile_and_small_tiles_only():
+    """A large model (SR4RS's 16 blocks take minutes on a 288-pixel tile) is run once per
+    tile shape for all its outputs, and only until the largest output is known."""
+    shapes = []
+
+    def model(x: np.ndarray) -> dict[str, np.ndarray]:
+        shapes.append(x.shape[1:3])
+        return {f"output_{c}:0": _cropped(x, 4, c) for c in (32, 64, 128, 256, 512)}
+
+    geometry, tried = output_geometries(model, 1)
+    assert shapes == [(32, 48), (48, 64)] and tried == (48, 64)
+    assert geometry["output_32:0"] == (4, 32, 1)
+    assert geometry["output_64:0"] == (4, 64, 1)  # seen on one (rectangular) tile
+    assert geometry["output_128:0"] is None and geometry["output_512:0"] is None
+
+    shapes.clear()
+    geometry, tried = output_geometries(model, 1, wanted="output_256:0")
+    assert tried == (288, 304) and geometry["output_256:0"] == (4, 256, 1)
+    assert len(shapes) == 5
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "blind"), [(3, 3, 0), (7, 2, 0), (1, 12, 4), (21, 21, 8)]
+)
+def test_measured_halo_is_the_reach_on_the_farther_side(before, after, blind):
+    """A box filter reaching ``before`` pixels up/left and ``after`` down/right: the halo is
+    the larger reach, whichever side it is on, also for a model that crops its output."""
+
+    def model(x: np.ndarray) -> np.ndarray:
+        pad = np.pad(x.astype(np.float64), ((0, 0), (before, after), (before, after), (0, 0)))
+        h, w, k = x.shape[1], x.shape[2], before + after + 1
+        rows = sum(pad[:, i : i + h] for i in range(k))
+        box = sum(rows[:, :, j : j + w] for j in range(k))
+        y = np.repeat(np.repeat(box, 2, axis=1), 2, axis=2)
+        if blind:
+            y[:, : 2 * blind] = y[:, -2 * blind :] = 0
+            y[:, :, : 2 * blind] = y[:, :, -2 * blind :] = 0
+        return y.astype(np.float32)
+
+    assert measure_halo(model, 2, 2, blind=blind) == max(before, after)

@@ -285,35 +285,35 @@ def _measure(
     trusted: bool,
     output: str | None,
 ) -> ModelMetadata:
-    from xsr4rs.model.probe import measure_halo, output_geometry
+    from xsr4rs.model.probe import measure_halo, output_geometries
 
     rt = runtime(path, stamp, trusted)
     n = rt.bands if rt.bands is not None else (bands or 1)
-    names = [output_key(output, rt.outputs)] if output is not None else rt.outputs
-    geometry: dict[str, tuple[int, int, int] | None] = {}
-    for key in names:
+    wanted = output_key(output, rt.outputs) if output is not None else None
 
-        def raw(x: np.ndarray, key: str = key) -> np.ndarray:
-            with _RUN_LOCK:
-                return rt(x, key if len(rt.outputs) > 1 else None)
+    def every(x: np.ndarray) -> dict[str, np.ndarray]:
+        with _RUN_LOCK:
+            return rt.every(x)
 
-        try:
-            geometry[key] = output_geometry(raw, n)
-        except ModelError:
-            raise
-        except Exception as err:
-            raise ModelError(
-                f"calling the SavedModel {path} on a tile of shape [1, 32, 48, {n}] "
-                f"({rt.dtype}) failed: {first_line(err)}"
-            ) from None
+    try:
+        geometry, (h, w) = output_geometries(every, n, wanted)
+    except ModelError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            f"calling the SavedModel {path} on a tile of shape [1, 32, 48, {n}] "
+            f"({rt.dtype}) failed: {first_line(err)}"
+        ) from None
+    if wanted is not None:
+        geometry = {wanted: geometry[wanted]}
     usable = {k: g for k, g in geometry.items() if g is not None}
     if not usable:
         raise ModelError(
-            f"the SavedModel {path} returns empty outputs on tiles up to 288x304 pixels: "
+            f"the SavedModel {path} returns empty outputs on tiles up to {h}x{w} pixels: "
             "its output is cropped by more than xsr4rs can probe"
         )
     # the largest output: the one with the smallest cropped border
-    chosen = min(usable, key=lambda k: usable[k][1]) if output is None else names[0]
+    chosen = min(usable, key=lambda k: usable[k][1]) if wanted is None else wanted
     if chosen not in usable:
         raise ModelError(f"the output {chosen!r} of {path} stays empty on every probe tile")
     scale, crop, out_bands = usable[chosen]
@@ -339,7 +339,7 @@ def _measure(
     if out_bands != n:
         out_names = tuple(f"band_{i + 1}" for i in range(out_bands))
     outputs = {
-        k: ({"scale": g[0], "crop": g[1], "bands": g[2]} if g else "empty on probe tiles")
+        k: ({"scale": g[0], "crop": g[1], "bands": g[2]} if g else f"empty on a {h}x{w} tile")
         for k, g in geometry.items()
     }
     return ModelMetadata(

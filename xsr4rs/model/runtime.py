@@ -98,6 +98,13 @@ class Runtime:
         self.loaded = loaded  # keeps variables alive
         self.tf = tf
 
+    def every(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for the float32 input ``x``, from one run of the model."""
+        out = self.fn(**{self.input_key: self.tf.constant(to_input_dtype(x, self.dtype))})
+        if not isinstance(out, dict):
+            out = {self.outputs[0]: out}
+        return {k: v.numpy().astype(np.float32, copy=False) for k, v in out.items()}
+
     def __call__(self, x: np.ndarray, output: str | None = None) -> np.ndarray:
         """The output ``output`` (the only one when ``None``) for the float32 input ``x``."""
         tensor = self.tf.constant(to_input_dtype(x, self.dtype))
