@@ -62,6 +62,7 @@ class BlockSpec:
     value_range: tuple[float, float] | None = None
     what: str = "the model"
     project: bool = False
+    bound: tuple[float, float] | None = None
     post_halo: int = 0
     ensemble: bool = False
 
@@ -113,6 +114,10 @@ def run_block(
         valid = ~mask[:, None, mh : mh + ext_h, mh : mh + ext_w]
         main = out[:, : spec.out_bands]
         main[...] = project(main, lr, scale, valid)
+        if spec.bound is not None:  # the model's own bound, which the projection can break
+            up = np.repeat(np.repeat(lr, scale, axis=-2), scale, axis=-1)
+            low, high = spec.bound
+            np.copyto(main, np.clip(main, low * up, high * up), where=up > 0)
     if ring:
         out = out[
             :, :, scale * ring : scale * (ring + core_h), scale * ring : scale * (ring + core_w)

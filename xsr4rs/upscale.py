@@ -370,6 +370,7 @@ def _upscale_array(
         value_range=meta.value_range if check_range else None,
         what=f"model {handle.name!r}" + (f" ({meta.units})" if meta.units else ""),
         project=project,
+        bound=meta.bound if project else None,
         post_halo=post_halo,
         ensemble=uncertainty,
     )

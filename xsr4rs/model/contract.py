@@ -48,6 +48,11 @@ class ModelMetadata:
         takes it, so its zeros are no-data and no valid output pixel equals it.
     project
         Whether `xsr4rs.upscale` applies the consistency projection by default.
+    bound
+        ``[low, high]``: every output pixel lies within ``low`` and ``high`` times the
+        input pixel it falls in, where that is positive (a bound built into the model).
+        xsr4rs applies it again after the consistency projection, which would otherwise
+        undo it at sharp bright/dark edges.
     value_range
         ``[low, high]`` range of typical valid input values, used to reject data in other units.
     fill_values
@@ -78,6 +83,7 @@ class ModelMetadata:
     add_offset: float | None = None
     nodata: float | None = None
     project: bool = False
+    bound: tuple[float, float] | None = None
     value_range: tuple[float, float] | None = None
     fill_values: tuple[float, ...] | None = None
     tile: int | None = None
@@ -102,7 +108,7 @@ class ModelMetadata:
                 f"format_version {self.format_version} is newer than this xsr4rs understands "
                 f"({FORMAT_VERSION}): upgrade xsr4rs"
             )
-        for name in ("input_bands", "output_bands", "fill_values", "value_range"):
+        for name in ("input_bands", "output_bands", "fill_values", "value_range", "bound"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
@@ -110,6 +116,10 @@ class ModelMetadata:
             len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]
         ):
             raise bad(f"value_range must be [low, high] with low < high, got {self.value_range}")
+        if self.bound is not None and (
+            len(self.bound) != 2 or not 0 <= self.bound[0] < 1 < self.bound[1]
+        ):
+            raise bad(f"bound must be [low, high] with 0 <= low < 1 < high, got {self.bound}")
         if self.fill_values is not None and self.input_bands is not None:
             if len(self.fill_values) != len(self.input_bands):
                 raise bad(

@@ -612,6 +612,7 @@ class _Run:
             scale_factor=cfg.data.scale_factor,
             add_offset=cfg.data.add_offset,
             nodata=cfg.data.nodata,
+            bound=tuple(cfg.model.bound) if cfg.model.bound else None,
             value_range=(float(np.min(self.scaling["low"])), float(np.max(self.scaling["high"]))),
             halo=self._radius(),
             fill_values=self.scaling["fill"],
