@@ -8,7 +8,7 @@ per second, the process's peak RSS, and the time the same work would take on N s
 machines as dask workers (wall time / N, an upper bound on scaling that ignores the
 shared output file's write lock).
 
-    python benchmarks/full_tile.py [--size 10980] [--bf16] [--keep]
+    python benchmarks/full_tile.py [--size 10980] [--bf16] [--keep] [--options "--no-project"]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the output (else deleted)")
     p.add_argument("--workdir", default=None, help="folder for the input and output")
+    p.add_argument("--options", default="", help="more upscale options, e.g. '--no-project'")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         src, out = Path(tmp) / "tile.tif", Path(tmp) / "tile_x4.tif"
@@ -81,6 +82,7 @@ def main() -> None:
         print(f"input written in {time.perf_counter() - t0:.0f} s", flush=True)
         cmd = [sys.executable, "-c", CHILD, str(src), str(out), "--no-progress"]
         cmd += ["--bf16"] if args.bf16 else []
+        cmd += args.options.split()
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -95,6 +97,7 @@ def main() -> None:
         {
             "input": f"{args.size}x{args.size}x4",
             "precision": "bf16" if args.bf16 else "fp32",
+            "options": args.options or "defaults",
             "wall_s": round(wall, 1),
             "wall_min": round(wall / 60, 2),
             "output_MP_per_s": round(mp / wall, 2),

@@ -171,6 +171,8 @@ def measure_halo(
         if radius < edge:
             return radius
         tried, size = size, -(-size * 3 // 16) * 8  # x1.5, a multiple of 8
+        if tried < limit < size:
+            size = limit  # the last step at the limit itself
     raise ModelError(
         f"changing one input pixel changes the output up to the edge of a {tried}x{tried} "
         "tile: the model's receptive field is global or larger than the tile, so tiled "
