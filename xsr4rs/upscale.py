@@ -94,8 +94,9 @@ def upscale(
         the model's ``tile`` or 512.
     nodata
         No-data value of the input; default: the raster's own (``da.rio.nodata``), NaN for
-        floats. No-data pixels (in any band) are replaced by the model's fill values before
-        inference, and their output pixels are set to no-data.
+        floats, else the model's ``nodata`` for integer input in its units. No-data pixels
+        (in any band) are replaced by the model's fill values before inference, and their
+        output pixels are set to no-data.
     dtype
         Output type; default: the input's (integers are rounded and clipped).
     fill
