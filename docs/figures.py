@@ -39,7 +39,6 @@ def projection(png: str, col: int = 1210, row: int = 700, size: int = 96) -> Non
     """Input, output without and with the consistency projection, the consistency error
     of each (|degrade(output) - input|, grey, 0..50 units), and the uncertainty map
     (grey, 0 to its 99th percentile)."""
-    import xsr4rs
     from xsr4rs.degrade import degrade
     from xsr4rs.io import open_raster
 
