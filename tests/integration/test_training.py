@@ -186,11 +186,11 @@ def test_misaligned_pairs_fail_clearly(pair, tmp_path, lr, message):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def _cli_config(s2_paths, folder: Path, **run) -> Path:
+def _cli_config(s2_paths, folder: Path, steps: int = 60, **run) -> Path:
     cfg = wald(
         s2_paths,
         folder / "run",
-        steps=60,
+        steps=steps,
         checkpoint_every=10,
         steps_per_epoch=30,
         preview_every=1000,
@@ -297,7 +297,8 @@ def test_cli_errors_name_the_key(tmp_path):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(s2_paths, tmp_path, sig, code):
     """Ctrl-C, and SIGTERM (a cluster's preemption), save a checkpoint and exit."""
-    config = _cli_config(s2_paths, tmp_path)
+    # far more steps than run before the signal: a fast CPU must not finish first
+    config = _cli_config(s2_paths, tmp_path, steps=100_000)
     proc = subprocess.Popen(
         [sys.executable, "-m", "xsr4rs", "train", "--no-progress", str(config)],
         stderr=subprocess.PIPE,
