@@ -10,7 +10,8 @@ with ``D`` = Gaussian blur (``sigma = scale / 2``, the same truncated kernel as
 low-resolution grid, so it is inverted in the Fourier domain, tile by tile, on a periodic
 extension of the tile: what the periodic wrap gets wrong decays within `projection_halo`
 input pixels of the tile's edge, which the engine's halo keeps out of every core. Input
-pixels that are no-data impose nothing. Pure numpy, float64.
+pixels that are no-data impose nothing. Pure numpy: ``D`` and ``Dᵀ`` as separable
+filters in the output's precision, the low-resolution solve in float64.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def blur_kernel(scale: int) -> np.ndarray:
@@ -31,43 +33,72 @@ def blur_kernel(scale: int) -> np.ndarray:
     return w / w.sum()
 
 
-@functools.lru_cache(maxsize=32)
-def _transfer(h: int, w: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fourier transfer functions on a periodic (h, w) LR tile: the HR blur ``G`` (rfft2
-    of the HR grid) and ``K``, that of ``D Dᵀ`` (fft2 of the LR grid)."""
-    hh, ww = h * scale, w * scale
+@functools.lru_cache(maxsize=8)
+def _taps(scale: int) -> tuple[np.ndarray, int]:
+    """``D`` along one axis as one filter: output ``K`` is ``sum_m taps[m] * y[s*K + m - r]``
+    (the blur then the mean of ``s`` pixels), returned as ``(taps, r)``; ``taps`` is
+    zero-padded to a multiple of ``s`` and shaped ``(groups, s)``."""
     k1 = blur_kernel(scale)
     r = len(k1) // 2
+    groups = -(-(len(k1) + scale - 1) // scale)
+    taps = np.zeros(groups * scale)
+    for q in range(scale):
+        taps[q : q + len(k1)] += k1 / scale
+    return taps.reshape(groups, scale), r
 
-    def periodic(n: int) -> np.ndarray:
-        line = np.zeros(n)
-        for i, v in enumerate(k1):
-            line[(i - r) % n] += v
-        return line
 
-    gy, gx = np.fft.fft(periodic(hh)).real, np.fft.rfft(periodic(ww)).real
-    g = gy[:, None] * gx[None, :]
+def _down(y: np.ndarray, scale: int) -> np.ndarray:
+    """``D`` along the last axis of ``y`` (periodic): length ``N`` -> ``N / scale``."""
+    taps, r = _taps(scale)
+    big, n = y.shape[-1], y.shape[-1] // scale
+    groups = taps.shape[0]
+    index = (np.arange((n + groups) * scale) - r) % big  # wrap-around, as on a torus
+    padded = np.take(y, index, axis=-1).reshape(*y.shape[:-1], n + groups, scale)
+    out = padded[..., 0:n, :] @ taps[0].astype(y.dtype)
+    for a in range(1, groups):
+        out += padded[..., a : a + n, :] @ taps[a].astype(y.dtype)
+    return out
+
+
+def _up(z: np.ndarray, scale: int) -> np.ndarray:
+    """``Dᵀ`` along the last axis of ``z`` (periodic): length ``n`` -> ``n * scale``."""
+    taps, r = _taps(scale)
+    n = z.shape[-1]
+    big, groups = n * scale, taps.shape[0]
+    # acc[..., k, b] = sum_a z[k - a] * taps[a, b]: one small matrix product over windows
+    padded = np.zeros((*z.shape[:-1], n + 2 * groups - 1), dtype=z.dtype)
+    padded[..., groups - 1 : groups - 1 + n] = z
+    windows = sliding_window_view(padded, groups, axis=-1)[..., ::-1]
+    acc = (windows @ taps.astype(z.dtype)).reshape(*z.shape[:-1], (n + groups) * scale)
+    out = acc[..., r : r + big].copy()  # acc[j] belongs to pixel (j - r) mod big
+    out[..., big - r :] += acc[..., :r]
+    tail = acc[..., r + big :]
+    out[..., : tail.shape[-1]] += tail
+    return out
+
+
+def _along_y(op, a: np.ndarray, scale: int) -> np.ndarray:
+    """``op`` (`_down` or `_up`) applied along the second-last axis instead."""
+    turned = op(np.ascontiguousarray(a.swapaxes(-1, -2)), scale)
+    return np.ascontiguousarray(turned.swapaxes(-1, -2))
+
+
+def degrade_periodic(y: np.ndarray, scale: int) -> np.ndarray:
+    """``D y``: the blur and block mean of `xsr4rs.degrade.degrade`, on a periodic tile."""
+    return _along_y(_down, _down(y, scale), scale)
+
+
+def degrade_adjoint(z: np.ndarray, scale: int) -> np.ndarray:
+    """``Dᵀ z``: the adjoint of `degrade_periodic`."""
+    return _up(_along_y(_up, z, scale), scale)
+
+
+@functools.lru_cache(maxsize=32)
+def _transfer(h: int, w: int, scale: int) -> np.ndarray:
+    """Fourier transfer function of ``D Dᵀ`` on a periodic (h, w) LR tile (fft2)."""
     delta = np.zeros((h, w))
     delta[0, 0] = 1.0
-    column = _blur(_expand(delta, scale), g, hh, ww)
-    column = _blur(column, g, hh, ww)
-    k = np.fft.fft2(_reduce(column, scale)).real
-    return g, k
-
-
-def _expand(z: np.ndarray, scale: int) -> np.ndarray:
-    """``Aᵀ``: each LR value spread over its block (the adjoint of the block mean)."""
-    return np.repeat(np.repeat(z, scale, axis=-2), scale, axis=-1) / scale**2
-
-
-def _reduce(y: np.ndarray, scale: int) -> np.ndarray:
-    """``A``: the mean of each ``scale x scale`` block."""
-    *lead, h, w = y.shape
-    return y.reshape(*lead, h // scale, scale, w // scale, scale).mean(axis=(-3, -1))
-
-
-def _blur(y: np.ndarray, g: np.ndarray, hh: int, ww: int) -> np.ndarray:
-    return np.fft.irfft2(np.fft.rfft2(y) * g, s=(hh, ww))
+    return np.fft.fft2(degrade_periodic(degrade_adjoint(delta, scale), scale)).real
 
 
 def project(
@@ -76,20 +107,24 @@ def project(
     """The consistency projection of ``y`` (..., H, W) onto input ``x`` (..., H/s, W/s).
 
     ``valid`` (..., H/s, W/s), when given, marks the input pixels that constrain the
-    output; elsewhere the residual is set to zero. Returns float64.
+    output; elsewhere the residual is set to zero. ``D`` and ``Dᵀ`` are applied as
+    separable filters on the tile's periodic extension (a few passes over the output,
+    in its own precision: float32 stays float32); only the small low-resolution system
+    ``D Dᵀ`` is solved in the Fourier domain, in float64.
     """
-    y = np.asarray(y, dtype=np.float64)
+    y = np.asarray(y)
+    if y.dtype != np.float32:
+        y = y.astype(np.float64)
     x = np.asarray(x, dtype=np.float64)
     h, w = x.shape[-2:]
     hh, ww = y.shape[-2:]
     if (hh, ww) != (h * scale, w * scale):
         raise ValueError(f"output {hh}x{ww} is not {scale} times the input {h}x{w}")
-    g, k = _transfer(h, w, scale)
-    residual = x - _reduce(_blur(y, g, hh, ww), scale)
+    residual = x - degrade_periodic(y, scale)
     if valid is not None:
         residual = np.where(valid, residual, 0.0)
-    z = np.fft.ifft2(np.fft.fft2(residual) / k).real
-    return y + _blur(_expand(z, scale), g, hh, ww)
+    z = np.fft.ifft2(np.fft.fft2(residual) / _transfer(h, w, scale)).real
+    return y + degrade_adjoint(z.astype(y.dtype), scale)
 
 
 @functools.lru_cache(maxsize=8)

@@ -102,8 +102,10 @@ def run_block(
     channels = spec.out_bands * (2 if spec.ensemble else 1)
     out = np.empty((n, channels, scale * ext_h, scale * ext_w), dtype=np.float32)
     c = scale * mh
-    for y0, y1 in split_axis(ext_h, spec.tile):
-        for x0, x1 in split_axis(ext_w, spec.tile):
+    # a tile carries the projection's ring too: a chunk of one tile stays one model call
+    step = spec.tile + 2 * ring
+    for y0, y1 in split_axis(ext_h, step):
+        for x0, x1 in split_axis(ext_w, step):
             x = values[:, :, y0 : y1 + 2 * mh, x0 : x1 + 2 * mh]
             y = _call(model, x, spec)
             out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
@@ -115,9 +117,7 @@ def run_block(
         main = out[:, : spec.out_bands]
         main[...] = project(main, lr, scale, valid)
         if spec.bound is not None:  # the model's own bound, which the projection can break
-            up = np.repeat(np.repeat(lr, scale, axis=-2), scale, axis=-1)
-            low, high = spec.bound
-            np.copyto(main, np.clip(main, low * up, high * up), where=up > 0)
+            bound_by_input(main, lr, scale, spec.bound)
     if ring:
         out = out[
             :, :, scale * ring : scale * (ring + core_h), scale * ring : scale * (ring + core_w)
@@ -136,16 +136,32 @@ def run_block(
         set_masked(packed, up_mask, np.float32(np.nan))
         COUNTER.add(1, n * packed.shape[-2] * packed.shape[-1])
         return packed.reshape(lead + packed.shape[1:])
-    result = to_output_dtype(out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask)
+    result = to_output_dtype(
+        out, np.dtype(spec.out_dtype), spec.out_nodata, up_mask, overwrite=True
+    )
     COUNTER.add(1, n * result.shape[-2] * result.shape[-1])
     return result.reshape(lead + result.shape[1:])
+
+
+def bound_by_input(out: np.ndarray, lr: np.ndarray, scale: int, bound: tuple[float, float]) -> None:
+    """Clip (in place) each output pixel of (..., H, W) ``out`` to ``[low, high]`` times its
+    input pixel of (..., H/s, W/s) ``lr``, where that input is positive; broadcast over
+    each ``scale x scale`` block, without an upsampled copy of the input."""
+    *lead, h, w = lr.shape
+    blocks = out.view()
+    blocks.shape = (*lead, h, scale, w, scale)  # splitting axes never copies
+    ref = lr.reshape(*lead, h, 1, w, 1)
+    low, high = bound
+    np.clip(blocks, low * ref, high * ref, out=blocks, where=ref > 0)
 
 
 def finish_ensemble(packed: np.ndarray, spec: BlockSpec) -> np.ndarray:
     """The output of an ensemble block (its first ``out_bands`` bands) in the output type."""
     out = packed[..., : spec.out_bands, :, :]
     mask = np.isnan(out).any(axis=-3)
-    return to_output_dtype(np.nan_to_num(out), np.dtype(spec.out_dtype), spec.out_nodata, mask)
+    return to_output_dtype(
+        np.nan_to_num(out), np.dtype(spec.out_dtype), spec.out_nodata, mask, overwrite=True
+    )
 
 
 #: The eight flips and quarter turns of a tile (the dihedral group): (transpose, flip y,
