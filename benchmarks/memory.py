@@ -1,11 +1,11 @@
 """Peak memory against image size: `xsr4rs upscale` must stream (flat memory).
 
 For each size a synthetic 4-band uint16 tiled GeoTIFF (smooth random fields, generated
-block by block) is upscaled x4 with the bicubic model by the CLI in a fresh process, to a
-zstd GeoTIFF that is deleted afterwards; reported are wall time, output megapixels/s and
-the process's peak RSS. Target: flat, and <= 4 GB at 16k.
+block by block) is upscaled x4 by the CLI in a fresh process (default options: zstd
+GeoTIFF out) with the bicubic model or the one given, to a file deleted afterwards;
+reported are wall time, output megapixels/s and the process's peak RSS. Target: flat.
 
-    python benchmarks/memory.py [--sizes 2048 4096 8192 16384]
+    python benchmarks/memory.py [--sizes 2048 4096 8192 16384] [--model s2-rgbn-x4]
 
 16384 writes a 34 GB output and takes about 15 minutes on 2 cores; it is not in the
 default list.
@@ -26,8 +26,8 @@ from _common import report
 CHILD = """
 import resource, sys
 from xsr4rs.cli import main
-rc = main(["upscale", sys.argv[1], sys.argv[2], "--model", "bicubic", "--compress", "zstd",
-           "--no-progress", "--no-range-check"])
+rc = main(["upscale", sys.argv[1], sys.argv[2], "--model", sys.argv[3], "--no-progress",
+           "--no-range-check", *sys.argv[4:]])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(rc)
 """
@@ -67,18 +67,21 @@ def synthetic(path: Path, size: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
+    p.add_argument("--model", default="bicubic", help="model name or path (default bicubic)")
+    p.add_argument("--options", default="", help="more upscale options, e.g. '--bf16'")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-c", "import xsr4rs; xsr4rs.load_model('bicubic')"], check=True
+            [sys.executable, "-c", f"import xsr4rs; xsr4rs.load_model({args.model!r})"], check=True
         )
         for size in args.sizes:
             src, out = Path(tmp) / f"in-{size}.tif", Path(tmp) / f"out-{size}.tif"
             synthetic(src, size)
             t0 = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(src), str(out)],
+                [sys.executable, "-c", CHILD, str(src), str(out), args.model]
+                + args.options.split(),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -88,6 +91,7 @@ def main() -> None:
             mp = (4 * size) ** 2 / 1e6
             rows.append(
                 {
+                    "model": args.model,
                     "input": f"{size}x{size}x4",
                     "output_MP": mp,
                     "wall_s": dt,
@@ -97,7 +101,8 @@ def main() -> None:
             )
             src.unlink()
             out.unlink()
-    report("memory", rows, {"model": "bicubic", "target": "flat; <= 4 GB at 16k"})
+    name = "memory" if args.model == "bicubic" else f"memory_{Path(args.model).name}"
+    report(name, rows, {"model": args.model, "options": args.options, "target": "flat"})
 
 
 if __name__ == "__main__":
