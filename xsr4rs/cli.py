@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--compress",
         default="zstd",
-        help="GeoTIFF compression (default zstd, level 2; deflate for readers without zstd)",
+        help="GeoTIFF compression (default zstd, level 1; deflate for readers without zstd)",
     )
     up.add_argument(
         "--co",
