@@ -519,13 +519,15 @@ def _fill(
 ) -> np.ndarray:
     if fill is None:
         fill = meta_fill if meta_fill is not None else 0.0
-    values = (
-        np.broadcast_to(np.asarray(fill, dtype=np.float32), (n,))
-        if np.ndim(fill) == 0
-        else (np.asarray(fill, dtype=np.float32))
-    )
+    bad = ParameterError(f"fill must be one finite value or {n} (one per band), got {fill!r}")
+    try:
+        values = np.asarray(fill, dtype=np.float32)
+    except (TypeError, ValueError):  # "dark", [1, "x"]
+        raise bad from None
+    if values.ndim == 0:
+        values = np.broadcast_to(values, (n,))
     if values.shape != (n,) or not np.isfinite(values).all():
-        raise ParameterError(f"fill must be one finite value or {n} (one per band), got {fill!r}")
+        raise bad
     return values.copy()
 
 

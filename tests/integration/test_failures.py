@@ -93,15 +93,25 @@ def one_error(rc: int, err: str) -> str:
     return errors[0]
 
 
-def cli(*args, limit: int | None = None, env: dict | None = None, **kw) -> subprocess.Popen:
+def cli(
+    *args, limit: int | None = None, env: dict | None = None, as_user: bool = False, **kw
+) -> subprocess.Popen:
     """``python -m xsr4rs ARGS`` in a subprocess, optionally with a file-size limit
     (``RLIMIT_FSIZE`` with SIGXFSZ ignored: writes past it fail with EFBIG, as on a
-    full disk)."""
+    full disk), or ``as_user``: file permissions apply to it as to any user (root drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, which bypass them)."""
 
     def limited() -> None:
         if limit is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        if as_user and os.geteuid() == 0:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+                    raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
     return subprocess.Popen(
         [sys.executable, "-m", "xsr4rs", *map(str, args)],
@@ -172,6 +182,26 @@ def test_disk_full_fails_and_keeps_the_earlier_output(crop, out_dir, bicubic_rea
     assert digest(out) == before
 
 
+@pytest.mark.parametrize("fmt", ["tif", "zarr"])
+def test_permission_denied_names_the_cause(crop, tmp_path, bicubic_ready, fmt):
+    """An output folder this run may not write to (mode 555; as root, without the
+    capabilities that bypass permissions): the write fails with the cause."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("dropping root's permission override needs Linux prctl")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    out = folder / f"o.{fmt}"
+    try:
+        proc = cli("upscale", crop, out, "-m", bicubic_ready, "--no-progress", as_user=True)
+    except subprocess.SubprocessError as err:  # a container without CAP_SETPCAP
+        pytest.skip(f"cannot drop root's permission override here: {err}")
+    rc, err = finished(proc)
+    line = error_line(err)
+    assert rc == 1 and "Traceback" not in err, err
+    assert f"writing {out} failed: permission denied" in line, line
+    assert os.listdir(folder) == []
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
@@ -188,6 +218,13 @@ def test_bad_encoding_is_refused_before_any_work(capsys, crop, out_dir, options,
     line = one_error(rc, err)
     assert words in line, line
     assert "bicubic-x4" not in err and "nearest-x4 x4" not in err  # no work started
+    assert os.listdir(out_dir) == []
+
+
+def test_creation_options_with_zarr_are_refused(capsys, crop, out_dir):
+    rc, err = run(capsys, "upscale", crop, out_dir / "o.zarr", "-m", "nearest", "--co", "ZLEVEL=9")
+    line = one_error(rc, err)
+    assert "--co" in line and "apply to GeoTIFF outputs" in line, line
     assert os.listdir(out_dir) == []
 
 
@@ -580,6 +617,88 @@ def test_corrupt_input_names_the_file_and_band(capsys, crop, tmp_path, out_dir):
     assert f"reading {cut.name} (band 1) failed: IReadBlock failed" in line, line
     assert "got 0 bytes" in line
     assert os.listdir(out_dir) == []
+
+
+# -- inputs and models that cannot be used as given -------------------------------------------
+
+
+def test_a_file_of_subdatasets_is_refused_naming_them(capsys, s2_paths, tmp_path, out_dir):
+    """A netCDF file of two variables (red and NIR of the crop) has no bands of its own:
+    the error lists the subdatasets' GDAL names, and such a name works as INPUT (it was
+    refused as a file that does not exist)."""
+    import rioxarray
+
+    rows, cols = WINDOW.toslices()
+    bands = {}
+    for name, path in (("red", s2_paths[0]), ("nir", s2_paths[3])):
+        da = rioxarray.open_rasterio(path).isel(band=0, y=rows, x=cols, drop=True)
+        crs, transform = da.rio.crs, da.rio.transform()
+        bands[name] = da.astype("int16").drop_attrs()  # netCDF3 has no uint16
+    ds = xr.Dataset(bands).rio.write_crs(crs).rio.write_transform(transform)
+    nc = tmp_path / "scene.nc"
+    ds.to_netcdf(nc, engine="scipy")
+    with rasterio.open(nc) as src:
+        names = src.subdatasets
+    assert len(names) == 2
+    rc, err = run(capsys, "upscale", nc, out_dir / "o.tif", "-m", "nearest")
+    line = one_error(rc, err)
+    assert f"{nc} holds several subdatasets" in line and all(n in line for n in names), line
+    assert os.listdir(out_dir) == []
+    red = next(n for n in names if n.endswith(":red"))
+    rc, err = run(capsys, "upscale", red, out_dir / "o.tif", "-m", "nearest", "--no-progress")
+    assert rc == 0, err
+    with rasterio.open(out_dir / "o.tif") as res:
+        assert (res.crs, res.transform) == (crs, transform * transform.scale(0.25))
+        want = np.repeat(np.repeat(bands["red"].values, 4, 0), 4, 1)
+        np.testing.assert_array_equal(res.read(1), want)
+
+
+def test_band_files_with_different_nodata_need_one(capsys, s2_paths, tmp_path, out_dir):
+    b04 = _crop([s2_paths[0]], tmp_path / "b04.tif", nodata=0)
+    b08 = _crop([s2_paths[3]], tmp_path / "b08.tif", nodata=65535)
+    rc, err = run(capsys, "upscale", b04, b08, out_dir / "o.tif", "-m", "nearest")
+    line = one_error(rc, err)
+    assert "different no-data values [0.0, 65535.0]" in line and "--nodata" in line, line
+    assert os.listdir(out_dir) == []
+    args = ["upscale", b04, b08, out_dir / "o.tif", "-m", "nearest", "--no-progress"]
+    rc, err = run(capsys, *args, "--nodata", "0")
+    assert rc == 0, err
+    with rasterio.open(out_dir / "o.tif") as res:
+        assert res.count == 2 and res.nodata == 0
+
+
+def test_a_model_taking_several_inputs_is_refused(capsys, crop, tmp_path, out_dir):
+    """A SavedModel whose serving signature takes an image and a mask."""
+    from xsr4rs._tf import import_tf
+
+    tf = import_tf()
+
+    class TwoInputs(tf.Module):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 4], tf.float32, name="image"),
+                tf.TensorSpec([None, None, None, 1], tf.float32, name="mask"),
+            ]
+        )
+        def serve(self, image, mask):
+            return {"out": tf.repeat(tf.repeat(image * mask, 2, axis=1), 2, axis=2)}
+
+    module = TwoInputs()
+    model = tmp_path / "two-inputs"
+    tf.saved_model.save(module, str(model), signatures={"serving_default": module.serve})
+    rc, err = run(capsys, "upscale", crop, out_dir / "o.tif", "-m", model)
+    line = one_error(rc, err)
+    assert "takes 2 named inputs" in line and "image" in line and "mask" in line, line
+    assert "xsr4rs.export_model()" in line
+    assert os.listdir(out_dir) == []
+
+
+@pytest.mark.parametrize("fill", [float("nan"), [1.0, 2.0], "dark"])
+def test_a_bad_fill_is_refused(crop, fill):
+    """``fill=`` (Python only: the CLI takes the model's fill values)."""
+    da = open_raster(crop)
+    with pytest.raises(ParameterError, match=r"fill must be one finite value or 4"):
+        xsr4rs.upscale(da, "nearest", fill=fill)
 
 
 # -- training state ---------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def open_raster(
     chunk_spec: Any = {"band": -1, "y": chunks, "x": chunks} if chunks else True
     arrays = []
     for p in paths:
-        if not os.path.exists(p):
+        if not os.path.exists(p) and not _gdal_name(p):
             raise InputError(f"input {p} does not exist")
         check_georeferencing(p)
         try:
@@ -82,7 +82,10 @@ def open_raster(
         except Exception as err:
             raise InputError(f"cannot read {p} as a raster: {str(err).splitlines()[0]}") from None
         if isinstance(arr, list) or isinstance(arr, xr.Dataset):
-            raise InputError(f"{p} holds several subdatasets: open one of them by its GDAL name")
+            raise InputError(
+                f"{p} holds several subdatasets: give one as INPUT by its GDAL name "
+                f"({_subdatasets(p)})"
+            )
         arrays.append(arr)
     da = arrays[0] if len(arrays) == 1 else _stack(arrays, paths, nodata is not None)
     if nodata is not None:
@@ -92,6 +95,24 @@ def open_raster(
     if bands is not None:
         da = select_bands(da, bands)
     return da
+
+
+def _gdal_name(path: str) -> bool:
+    """A GDAL dataset name rather than a file, e.g. ``NETCDF:"scene.nc":red`` or
+    ``/vsizip/a.zip/b.tif`` (a one-letter prefix is a Windows drive)."""
+    prefix, sep, _ = path.partition(":")
+    return path.startswith("/vsi") or (
+        bool(sep) and len(prefix) > 1 and prefix.replace("_", "").isalnum()
+    )
+
+
+def _subdatasets(path: str, shown: int = 4) -> str:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        names = list(src.subdatasets)
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def check_georeferencing(path: str) -> None:

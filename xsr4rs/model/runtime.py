@@ -82,7 +82,8 @@ class Runtime:
         if len(inputs) != 1 or fn.structured_input_signature[0]:
             raise ModelError(
                 f"the SavedModel {path} serving signature takes {len(inputs)} named inputs "
-                f"({', '.join(inputs)}); xsr4rs needs exactly one [batch, H, W, bands] tensor"
+                f"({', '.join(inputs)}); xsr4rs needs one [batch, H, W, bands] tensor: export "
+                "the model with a signature taking only the image, e.g. xsr4rs.export_model()"
             )
         ((self.input_key, spec),) = inputs.items()
         if spec.shape.rank not in (None, 4):
