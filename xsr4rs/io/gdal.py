@@ -213,6 +213,19 @@ def os_cause(err: BaseException) -> str | None:
     return None
 
 
+def _io_cause(messages: list[str]) -> str | None:
+    """A write error GDAL or libtiff reported (a full disk, a file-size limit): what
+    failed first, rather than the unreadable file it left behind."""
+    for m in messages:
+        low = m.lower()
+        if any(k in low for k in ("no space", "too large", "permission denied")):
+            return m
+    for m in messages:
+        if "write error" in m.lower():
+            return f"{m} (is the disk full, or a file-size limit reached?)"
+    return None
+
+
 def gdal_cause(messages: list[str]) -> str | None:
     """The first GDAL message that explains a failed write, if any."""
     for m in messages:
@@ -262,7 +275,7 @@ def read_failure(err: BaseException) -> str | None:
 
 def describe_write_failure(err: BaseException, path: Path, messages: list[str]) -> str:
     """One line: why writing ``path`` failed."""
-    cause = os_cause(err)
+    cause = os_cause(err) or _io_cause(messages)
     if cause is None:
         specific = [c for c in chain(err) if "see previous exception" not in c.lower()]
         cause = (specific or [gdal_cause(messages) or first_line(err)])[-1]

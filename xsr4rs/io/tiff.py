@@ -1,0 +1,94 @@
+"""A GeoTIFF kept open in write mode while dask streams blocks into it.
+
+rioxarray's dask writer reopens the file in update mode for every chunk. GDAL applies
+compression levels (``ZSTD_LEVEL``, ``ZLEVEL``...) only to a file it creates: in update
+mode it compresses at the codec's default (zstd 9), which made writing the x4 sample
+scene five times slower than the level asked for. Here rioxarray still decides what the
+file says (data type, no-data, CRS, transform or GCPs, tags, band names, units, scales and
+offsets, CF encoding): it writes a sparse template, whose profile and metadata go into
+the real file, opened once in write mode; blocks are written into that open file, one at
+a time. For one process only (threads): a distributed cluster writes through rioxarray.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+class OpenGeoTIFF:
+    """A dask ``store`` target: ``target[band, rows, cols] = block`` writes a window."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        if len(key) == 3:
+            bands, rows, cols = key
+            indexes: Any = list(range(bands.start + 1, bands.stop + 1, bands.step or 1))
+        else:
+            (rows, cols), indexes = key, 1
+        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        with self.lock:  # one GDAL dataset: one writer at a time
+            self.dataset.write(block, window=window, indexes=indexes)
+
+    def close(self) -> None:
+        """Flush and close the file (GDAL writes what its cache still holds)."""
+        with self.lock:
+            if not self.dataset.closed:
+                self.dataset.close()
+
+
+def open_geotiff(da: xr.DataArray, path: Path, options: dict[str, Any]) -> tuple[Any, OpenGeoTIFF]:
+    """The dask task writing ``da`` into a new GeoTIFF at ``path`` (creation ``options``,
+    lower-case keys as rasterio takes them), and the open file to close afterwards."""
+    import dask.array
+    import rasterio
+    from xarray.conventions import encode_cf_variable
+
+    if da.chunks is None:  # numpy data: lazily, or rioxarray writes it into the template
+        da = da.chunk()
+    template = path.with_name(path.name + ".template.tif")
+    try:
+        # rioxarray writes the metadata; SPARSE_OK: no tile of the template is written
+        da.rio.to_raster(template, driver="GTiff", compute=False, lock=True, sparse_ok=True)
+        with rasterio.open(template) as src:
+            profile = {**src.profile, **options, "tiled": True, "num_threads": "ALL_CPUS"}
+            gcps, gcp_crs = src.gcps
+            meta = {
+                "tags": src.tags(),
+                "band_tags": [src.tags(i) for i in src.indexes],
+                "descriptions": src.descriptions,
+                "units": src.units,
+                "scales": src.scales,
+                "offsets": src.offsets,
+            }
+    finally:
+        template.unlink(missing_ok=True)
+    if gcps:  # georeferenced by control points only: no transform
+        profile.pop("transform", None)
+        profile.update(gcps=gcps, crs=gcp_crs)
+    dst = rasterio.open(path, "w", **profile)
+    try:
+        dst.update_tags(**meta["tags"])
+        for i, tags in zip(dst.indexes, meta["band_tags"], strict=True):
+            dst.update_tags(i, **tags)
+        for i, (name, unit) in enumerate(zip(meta["descriptions"], meta["units"], strict=True)):
+            if name:
+                dst.set_band_description(i + 1, name)
+            if unit:
+                dst.set_band_unit(i + 1, unit)
+        dst.scales, dst.offsets = meta["scales"], meta["offsets"]
+        data = encode_cf_variable(da.variable).data.astype(np.dtype(profile["dtype"]))
+        target = OpenGeoTIFF(dst)
+        return dask.array.store(data, target, lock=False, compute=False), target
+    except BaseException:
+        dst.close()
+        raise
