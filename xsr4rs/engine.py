@@ -107,10 +107,7 @@ def run_block(
     for y0, y1 in split_axis(ext_h, step):
         for x0, x1 in split_axis(ext_w, step):
             x = values[:, :, y0 : y1 + 2 * mh, x0 : x1 + 2 * mh]
-            y = _call(model, x, spec)
-            out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = y[
-                :, c : y.shape[1] - c, c : y.shape[2] - c, :
-            ].transpose(0, 3, 1, 2)
+            out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = _call(model, x, spec, c)
     if spec.project:
         lr = values[:, :, mh : mh + ext_h, mh : mh + ext_w]
         valid = ~mask[:, None, mh : mh + ext_h, mh : mh + ext_w]
@@ -294,12 +291,18 @@ def _check_finite(
     )
 
 
-def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
-    """Run the model on a (n, band, y, x) tile; check the shape of what it returns."""
+def _call(model: Model, tile: np.ndarray, spec: BlockSpec, crop: int) -> np.ndarray:
+    """Run the model on a (n, band, y, x) tile; check the shape of what it returns and
+    return it bands first with ``crop`` output pixels cut from every side. A model with
+    a ``core`` method (`xsr4rs.model.handle.SRModel`) crops and transposes itself."""
     shape = (tile.shape[0], *tile.shape[2:], tile.shape[1])
+    fast = not spec.ensemble and hasattr(model, "core")
     try:
         x = np.ascontiguousarray(tile.transpose(0, 2, 3, 1))
-        y = _ensemble(model, x) if spec.ensemble else model(x)
+        if fast:
+            y = model.core(x, crop)  # type: ignore[attr-defined]
+        else:
+            y = _ensemble(model, x) if spec.ensemble else model(x)
     except XSRError:  # the adapter's own errors (input out of the model's type...) say it all
         raise
     except Exception as err:  # TensorFlow's errors: say which tile and what to try
@@ -311,12 +314,18 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec) -> np.ndarray:
         ) from err
     channels = spec.out_bands * (2 if spec.ensemble else 1)
     expected = (shape[0], spec.scale * shape[1], spec.scale * shape[2], channels)
-    if y.shape != expected:
+    if fast:  # what the model returned, before the crop, as (n, y, x, bands)
+        n, bands, h, w = y.shape
+        returned = (n, h + 2 * crop, w + 2 * crop, bands)
+    else:
+        returned = tuple(y.shape)
+    if returned != expected:
         raise ModelError(
-            f"the model returned shape {tuple(y.shape)} for a tile of shape {shape}; "
-            f"expected {expected}"
+            f"the model returned shape {returned} for a tile of shape {shape}; expected {expected}"
         )
-    return y
+    if fast:
+        return y
+    return y[:, crop : y.shape[1] - crop, crop : y.shape[2] - crop, :].transpose(0, 3, 1, 2)
 
 
 def map_model(

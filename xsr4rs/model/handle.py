@@ -102,6 +102,19 @@ class SRModel:
             y = rt(x, self.metadata.output)
         return restore_crop(y, self.metadata.crop)
 
+    def core(self, x: np.ndarray, crop: int) -> np.ndarray:
+        """The model on ``x`` (float32 ``[batch, H, W, bands]``) with ``crop`` output pixels
+        cut from every side, bands first: ``[batch, out, scale*H - 2*crop, ...]``. The
+        engine's fast path (cropping and transposing happen in TensorFlow); ``crop`` must
+        be at least the border the model crops itself."""
+        meta = self.metadata
+        if crop < meta.crop:  # the restored border (zeros) is kept: as the plain call
+            y = self(x)
+            return y[:, crop : y.shape[1] - crop, crop : y.shape[2] - crop].transpose(0, 3, 1, 2)
+        rt = runtime(self.path, self.stamp, self.trusted)
+        with _RUN_LOCK:
+            return rt.core(x, meta.output, crop - meta.crop)
+
     def with_halo(self, halo: int) -> SRModel:
         """A copy using ``halo`` input pixels instead of the model's own."""
         return SRModel(self.path, replace(self.metadata, halo=halo), self.stamp, self.trusted)

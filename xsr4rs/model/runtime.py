@@ -9,6 +9,8 @@ engine as the same float32 ``[1, H, W, bands] -> [1, s*H, s*W, out]`` function.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xsr4rs.exceptions import InputError, ModelError
@@ -98,6 +100,7 @@ class Runtime:
         self.fn = fn
         self.loaded = loaded  # keeps variables alive
         self.tf = tf
+        self._cores: dict[str | None, Any] = {}
 
     def every(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for the float32 input ``x``, from one run of the model."""
@@ -105,6 +108,37 @@ class Runtime:
         if not isinstance(out, dict):
             out = {self.outputs[0]: out}
         return {k: v.numpy().astype(np.float32, copy=False) for k, v in out.items()}
+
+    def core(self, x: np.ndarray, output: str | None, crop: int) -> np.ndarray:
+        """The output ``output`` for ``x`` with ``crop`` pixels cut from every side, bands
+        first (``[n, bands, h, w]`` float32): cropped and transposed by TensorFlow, on
+        all its threads, in the same graph run as the model."""
+        fn = self._cores.get(output)
+        if fn is None:
+            fn = self._cores[output] = self._core_function(output)
+        tf = self.tf
+        tensor = tf.constant(to_input_dtype(x, self.dtype))
+        return fn(tensor, tf.constant(crop, tf.int32)).numpy()
+
+    def _core_function(self, output: str | None) -> Any:
+        tf = self.tf
+        if output is None and len(self.outputs) != 1:
+            raise ModelError(
+                f"the model returns {len(self.outputs)} outputs ({', '.join(self.outputs)}): "
+                "choose one with output= (CLI --output)"
+            )
+        key = output_key(output, self.outputs) if output is not None else self.outputs[0]
+        spec = tf.TensorSpec([None, None, None, None], tf.as_dtype(self.dtype))
+
+        @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32)])
+        def core(x: Any, crop: Any) -> Any:
+            out = self.fn(**{self.input_key: x})
+            y = out[key] if isinstance(out, dict) else out
+            h, w = tf.shape(y)[1], tf.shape(y)[2]
+            y = tf.cast(y[:, crop : h - crop, crop : w - crop, :], tf.float32)
+            return tf.transpose(y, [0, 3, 1, 2])
+
+        return core
 
     def __call__(self, x: np.ndarray, output: str | None = None) -> np.ndarray:
         """The output ``output`` (the only one when ``None``) for the float32 input ``x``."""
