@@ -272,7 +272,10 @@ def _warnings_as_notes() -> Iterator[None]:
 
 
 def _upscale(args: argparse.Namespace) -> int:
+    from xsr4rs._malloc import map_large_blocks
     from xsr4rs.exceptions import ParameterError
+
+    map_large_blocks()  # peak memory independent of the image size
     from xsr4rs.io import (
         check_encoding,
         check_not_an_input,
