@@ -1,9 +1,12 @@
-"""Model efficiency: achieved GFLOP/s of each architecture against a TensorFlow matmul.
+"""Model efficiency: achieved GFLOP/s of each network against a TensorFlow matmul.
 
-Both are measured in the same process: the matmul (4096 x 4096 fp32) gives the machine's
-practical peak, each network is called on a 512-pixel tile plus its halo (the engine's
-default tile) after a warm-up, and its analytic FLOP count divided by the time gives the
-achieved rate.
+All rows are measured in the same process: the matmul (4096 x 4096 fp32) gives the
+machine's practical peak, one 3 x 3 convolution of the shipped model's width (32 -> 32
+features) the practical peak of its layers; each network is called on a 512-pixel tile
+plus its halo (the engine's default tile) after a warm-up, and its analytic FLOP count
+divided by the time gives the achieved rate. The shipped model is also run through
+XLA (``jit_compile``), the one whole-graph optimisation TensorFlow offers on CPU.
+Run with ``XSR4RS_PRECISION=bf16`` for bfloat16 (on CPUs with AVX512-BF16 or AMX).
 
     python benchmarks/model_flops.py
 """
@@ -17,6 +20,16 @@ import numpy as np
 from _common import report, sr4rs_like, sr4rs_like_flops
 
 ARCHS = {"sr4rs-like 64x16": (64, 16), "light 32x6": (32, 6)}
+
+
+def light_flops(h: int, w: int, *, bands: int = 4, filters: int = 32, blocks: int = 6) -> float:
+    """FLOPs of xsr4rs's ``light`` generator (the shipped model) on an h x w input: 3 x 3
+    head, residual blocks, two sub-pixel stages (at x1 and x2), 1 x 1 corrections."""
+    f = filters
+    macs = 9 * bands * f + blocks * 2 * 9 * f * f + 9 * f * 4 * f  # at the input's size
+    macs += 4 * 9 * f * 4 * f  # the second sub-pixel convolution, at x2
+    macs += f * bands * (1 + 4 + 16)  # corrections at x1, x2, x4
+    return 2.0 * macs * h * w
 
 
 def best_of(fn, repeat: int) -> float:
@@ -50,6 +63,42 @@ def main() -> None:
             "vs_matmul": 1.0,
         }
     ]
+    import xsr4rs
+    from xsr4rs.model.handle import runtime
+
+    shipped = xsr4rs.load_model("s2-rgbn-x4")
+    side = args.tile + 2 * shipped.halo
+    x = np.random.default_rng(0).uniform(200, 4000, (1, side, side, 4)).astype(np.float32)
+    feat = tf.random.uniform((1, side, side, 32))
+    kernel = tf.random.uniform((3, 3, 32, 32))
+    conv = best_of(lambda: tf.nn.conv2d(feat, kernel, 1, "SAME").numpy(), args.repeat)
+    conv_flops = 2.0 * 9 * 32 * 32 * side * side
+    rows.append(
+        {
+            "what": f"one 3x3 conv 32->32 on {side}x{side}",
+            "GFLOP": conv_flops / 1e9,
+            "seconds": conv,
+            "GFLOP_per_s": conv_flops / conv / 1e9,
+            "vs_matmul": conv_flops / conv / 1e9 / peak,
+        }
+    )
+    rt = runtime(shipped.path, shipped.stamp)
+    xla = tf.function(lambda t: rt.fn(**{rt.input_key: t}), jit_compile=True)
+    flops = light_flops(side, side)
+    for name, call in (
+        ("s2-rgbn-x4 (shipped)", lambda: shipped(x)),
+        ("s2-rgbn-x4 through XLA", lambda: {k: v.numpy() for k, v in xla(tf.constant(x)).items()}),
+    ):
+        seconds = best_of(call, args.repeat)
+        rows.append(
+            {
+                "what": f"{name} on {side}x{side}",
+                "GFLOP": flops / 1e9,
+                "seconds": seconds,
+                "GFLOP_per_s": flops / seconds / 1e9,
+                "vs_matmul": flops / seconds / 1e9 / peak,
+            }
+        )
     for name, (filters, blocks) in ARCHS.items():
         model = sr4rs_like(filters=filters, blocks=blocks)
         side = args.tile + 2 * model.halo
@@ -65,7 +114,10 @@ def main() -> None:
                 "vs_matmul": flops / seconds / 1e9 / peak,
             }
         )
-    report("model_flops", rows, {"tile": args.tile})
+    import os
+
+    precision = os.environ.get("XSR4RS_PRECISION", "fp32")
+    report(f"model_flops_{precision}", rows, {"tile": args.tile, "precision": precision})
 
 
 if __name__ == "__main__":
