@@ -46,9 +46,33 @@ class OpenGeoTIFF:
                 self.dataset.close()
 
 
-def open_geotiff(da: xr.DataArray, path: Path, options: dict[str, Any]) -> tuple[Any, OpenGeoTIFF]:
-    """The dask task writing ``da`` into a new GeoTIFF at ``path`` (creation ``options``,
-    lower-case keys as rasterio takes them), and the open file to close afterwards."""
+#: Blocks computed together at most (whole rows of blocks): dask may read a computation's
+#: inputs well ahead of the model, so one computation over a whole large image held
+#: blocks in proportion to the image (benchmarks/memory.py); strips bound that.
+STRIP_BLOCKS = 32
+
+
+def strips(row_chunks: tuple[int, ...], per_row: int) -> list[slice]:
+    """Rows of the image in strips of whole block rows, each of about `STRIP_BLOCKS`
+    blocks (at least one row).
+
+    >>> strips((2, 2, 2, 1), 16)
+    [slice(0, 4, None), slice(4, 7, None)]
+    """
+    rows = max(1, STRIP_BLOCKS // max(per_row, 1))
+    edges = np.cumsum((0, *row_chunks))
+    return [
+        slice(int(edges[i]), int(edges[min(i + rows, len(row_chunks))]))
+        for i in range(0, len(row_chunks), rows)
+    ]
+
+
+def open_geotiff(
+    da: xr.DataArray, path: Path, options: dict[str, Any]
+) -> tuple[list[Any], OpenGeoTIFF]:
+    """The dask tasks writing ``da`` into a new GeoTIFF at ``path`` (creation ``options``,
+    lower-case keys as rasterio takes them), one per strip of `strips`, to compute in
+    order, and the open file to close afterwards."""
     import dask.array
     import rasterio
     from xarray.conventions import encode_cf_variable
@@ -88,7 +112,17 @@ def open_geotiff(da: xr.DataArray, path: Path, options: dict[str, Any]) -> tuple
         dst.scales, dst.offsets = meta["scales"], meta["offsets"]
         data = encode_cf_variable(da.variable).data.astype(np.dtype(profile["dtype"]))
         target = OpenGeoTIFF(dst)
-        return dask.array.store(data, target, lock=False, compute=False), target
+        stores = [
+            dask.array.store(
+                data[..., rows, :],
+                target,
+                regions=(slice(None),) * (data.ndim - 2) + (rows, slice(None)),
+                lock=False,
+                compute=False,
+            )
+            for rows in strips(data.chunks[-2], len(data.chunks[-1]))
+        ]
+        return stores, target
     except BaseException:
         dst.close()
         raise

@@ -283,11 +283,11 @@ def write_all(
             tasks, finish = [], []
             for (da, path), tmp in zip(planned, tmps, strict=True):
                 if output_format(path) == "zarr":
-                    tasks.append(_zarr_task(da, tmp))
+                    tasks.append([_zarr_task(da, tmp)])
                 else:
                     task, done, close = _geotiff(da, tmp, path, cog, compress, creation_options)
                     stack.callback(_quietly, close)  # after a failure: before the cleanup
-                    tasks.append(task)
+                    tasks.append(task if isinstance(task, list) else [task])
                     finish.append((path, tmp, done))
             _compute(tasks, planned[0][0], progress)
             for path, tmp, done in finish:
@@ -398,8 +398,8 @@ def _geotiff_task(da: xr.DataArray, path: Path, options: Mapping[str, Any]) -> t
     kwargs = {k.lower(): v for k, v in options.items()}
     kwargs["tiled"] = True
     if _client() is None:
-        task, target = open_geotiff(da, path, kwargs)
-        return task, target.close
+        stores, target = open_geotiff(da, path, kwargs)
+        return stores, target.close
     task = da.rio.to_raster(
         path,
         driver="GTiff",
@@ -486,8 +486,14 @@ def _gdal_env() -> Any:
     return rasterio.Env(**options)
 
 
-def _compute(task: Any, da: xr.DataArray, progress: bool) -> None:
-    _run(task, da, progress)
+def _compute(tasks: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
+    """Compute each output's tasks: in rounds (strip k of every output together) when
+    every output is written in strips of the same rows, else all at once."""
+    if len({len(t) for t in tasks}) == 1:
+        rounds = [list(r) for r in zip(*tasks, strict=True)]
+    else:  # e.g. a zarr beside a GeoTIFF: one computation, so shared work runs once
+        rounds = [[t for ts in tasks for t in ts]]
+    _run(rounds, da, progress)
 
 
 def _blocks(da: xr.DataArray) -> int:
@@ -499,7 +505,7 @@ def _blocks(da: xr.DataArray) -> int:
     return int(np.prod(counts))
 
 
-def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
+def _run(task: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
     import dask
 
     try:
@@ -508,7 +514,8 @@ def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
         client = get_client()
     except (ImportError, ValueError):
         client = None
-    tasks = task if isinstance(task, list) else [task]
+    rounds = task
+    tasks = [t for r in rounds for t in r]
     if client is not None:
         futures = client.compute(tasks)
         if progress:
@@ -517,10 +524,10 @@ def _run(task: Any, da: xr.DataArray, progress: bool) -> None:
             dprogress(futures)
         client.gather(futures)
         return
-    if progress:
-        from xsr4rs.progress import BlockProgress
+    with contextlib.ExitStack() as stack:
+        if progress:
+            from xsr4rs.progress import BlockProgress
 
-        with BlockProgress(total=_blocks(da)):
-            dask.compute(*tasks)
-    else:
-        dask.compute(*tasks)
+            stack.enter_context(BlockProgress(total=_blocks(da)))
+        for r in rounds:
+            dask.compute(*r)
