@@ -14,6 +14,7 @@ Run with ``XSR4RS_PRECISION=bf16`` for bfloat16 (on CPUs with AVX512-BF16 or AMX
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -30,6 +31,18 @@ def light_flops(h: int, w: int, *, bands: int = 4, filters: int = 32, blocks: in
     macs += 4 * 9 * f * 4 * f  # the second sub-pixel convolution, at x2
     macs += f * bands * (1 + 4 + 16)  # corrections at x1, x2, x4
     return 2.0 * macs * h * w
+
+
+def row(what: str, flops: float, seconds: float, peak: float) -> dict:
+    """A table row: ``flops`` done in ``seconds``, against the matmul's ``peak`` GFLOP/s."""
+    rate = flops / seconds / 1e9
+    return {
+        "what": what,
+        "GFLOP": flops / 1e9,
+        "seconds": seconds,
+        "GFLOP_per_s": rate,
+        "vs_matmul": rate / peak,
+    }
 
 
 def best_of(fn, repeat: int) -> float:
@@ -54,15 +67,7 @@ def main() -> None:
     a = tf.random.uniform((n, n))
     matmul = best_of(lambda: tf.linalg.matmul(a, a).numpy(), args.repeat)
     peak = 2 * n**3 / matmul / 1e9
-    rows = [
-        {
-            "what": f"matmul {n}x{n} fp32",
-            "GFLOP": 2 * n**3 / 1e9,
-            "seconds": matmul,
-            "GFLOP_per_s": peak,
-            "vs_matmul": 1.0,
-        }
-    ]
+    rows = [row(f"matmul {n}x{n} fp32", 2 * n**3, matmul, peak)]
     import xsr4rs
     from xsr4rs.model.handle import runtime
 
@@ -73,15 +78,7 @@ def main() -> None:
     kernel = tf.random.uniform((3, 3, 32, 32))
     conv = best_of(lambda: tf.nn.conv2d(feat, kernel, 1, "SAME").numpy(), args.repeat)
     conv_flops = 2.0 * 9 * 32 * 32 * side * side
-    rows.append(
-        {
-            "what": f"one 3x3 conv 32->32 on {side}x{side}",
-            "GFLOP": conv_flops / 1e9,
-            "seconds": conv,
-            "GFLOP_per_s": conv_flops / conv / 1e9,
-            "vs_matmul": conv_flops / conv / 1e9 / peak,
-        }
-    )
+    rows.append(row(f"one 3x3 conv 32->32 on {side}x{side}", conv_flops, conv, peak))
     rt = runtime(shipped.path, shipped.stamp)
     xla = tf.function(lambda t: rt.fn(**{rt.input_key: t}), jit_compile=True)
     flops = light_flops(side, side)
@@ -90,31 +87,14 @@ def main() -> None:
         ("s2-rgbn-x4 through XLA", lambda: {k: v.numpy() for k, v in xla(tf.constant(x)).items()}),
     ):
         seconds = best_of(call, args.repeat)
-        rows.append(
-            {
-                "what": f"{name} on {side}x{side}",
-                "GFLOP": flops / 1e9,
-                "seconds": seconds,
-                "GFLOP_per_s": flops / seconds / 1e9,
-                "vs_matmul": flops / seconds / 1e9 / peak,
-            }
-        )
+        rows.append(row(f"{name} on {side}x{side}", flops, seconds, peak))
     for name, (filters, blocks) in ARCHS.items():
         model = sr4rs_like(filters=filters, blocks=blocks)
         side = args.tile + 2 * model.halo
         x = np.random.default_rng(0).uniform(0, 10000, (1, side, side, 4)).astype(np.float32)
         seconds = best_of(lambda m=model, x=x: m(x), args.repeat)
         flops = sr4rs_like_flops(side, side, filters=filters, blocks=blocks)
-        rows.append(
-            {
-                "what": f"{name} on {side}x{side}",
-                "GFLOP": flops / 1e9,
-                "seconds": seconds,
-                "GFLOP_per_s": flops / seconds / 1e9,
-                "vs_matmul": flops / seconds / 1e9 / peak,
-            }
-        )
-    import os
+        rows.append(row(f"{name} on {side}x{side}", flops, seconds, peak))
 
     precision = os.environ.get("XSR4RS_PRECISION", "fp32")
     report(f"model_flops_{precision}", rows, {"tile": args.tile, "precision": precision})

@@ -45,6 +45,17 @@ def crop_tif(s2_paths, tmp_path_factory) -> Path:
     return path
 
 
+def _read_x4_of(out: Path, src_path: Path) -> np.ndarray:
+    """The x4 output ``out`` of ``src_path``, checked to lie on its grid: 4 times the
+    pixels, the same bounds and CRS, pixels 4 times smaller."""
+    with rasterio.open(out) as dst, rasterio.open(src_path) as src:
+        assert (dst.width, dst.height) == (4 * src.width, 4 * src.height)
+        assert dst.bounds == src.bounds and dst.crs == src.crs
+        assert dst.transform.a == src.transform.a / 4
+        assert dst.transform.e == src.transform.e / 4
+        return dst.read()
+
+
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
@@ -79,11 +90,7 @@ def test_default_output_is_the_largest_and_full_extent(crop_tif, sr4rs_model, tm
     )
     da = open_raster(crop_tif)
     ref = whole_image_reference(da.values, model)
-    with rasterio.open(out) as dst, rasterio.open(crop_tif) as src:
-        assert (dst.width, dst.height) == (4 * src.width, 4 * src.height)
-        assert dst.bounds == src.bounds and dst.crs == src.crs
-        assert dst.transform.a == src.transform.a / 4
-        got = dst.read()
+    got = _read_x4_of(out, crop_tif)
     assert _relative(got, ref) <= 1e-5
     # the same through the accessor, with other chunks
     api = da.chunk({"x": 48, "y": 80}).sr.upscale(sr4rs_model, dtype="float32").values
@@ -267,12 +274,7 @@ def test_sr4rs_trained_model_upscales_full_extent_without_flags(crop_tif, sr4rs_
     assert main([*args, "--dtype", "float32"]) == 0
     da = open_raster(crop_tif)
     ref = whole_image_reference(da.values, model)
-    with rasterio.open(out) as dst, rasterio.open(crop_tif) as src:
-        assert (dst.width, dst.height) == (4 * src.width, 4 * src.height)
-        assert dst.bounds == src.bounds and dst.crs == src.crs
-        assert dst.transform.a == src.transform.a / 4
-        assert dst.transform.e == src.transform.e / 4
-        got = dst.read()
+    got = _read_x4_of(out, crop_tif)
     assert got.shape == ref.shape == (4, 640, 800)
     assert _relative(got, ref) <= 1e-5
     # tiled: every chunk border is inside the image

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -400,11 +399,13 @@ def _geotiff_task(da: xr.DataArray, path: Path, options: Mapping[str, Any]) -> t
     if _client() is None:
         stores, target = open_geotiff(da, path, kwargs)
         return stores, target.close
+    from distributed import Lock
+
     task = da.rio.to_raster(
         path,
         driver="GTiff",
         num_threads="ALL_CPUS",
-        lock=_write_lock(),
+        lock=Lock("xsr4rs-geotiff-write"),  # one writer at a time, cluster-wide
         compute=False,
         **kwargs,
     )
@@ -456,17 +457,6 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
     return ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
 
 
-def _write_lock() -> Any:
-    """A lock serialising GeoTIFF writes: distributed-wide under a dask client."""
-    try:
-        from distributed import Lock, get_client
-
-        get_client()
-        return Lock("xsr4rs-geotiff-write")
-    except (ImportError, ValueError):
-        return threading.Lock()
-
-
 #: GDAL's block cache while reading and writing, in bytes. GDAL keeps the tiles it reads
 #: and writes until its cache is full (by default 5 % of the memory: 1.2 GiB on 24 GiB),
 #: which made the peak memory of a run grow with the image (benchmarks/memory.py); a
@@ -505,19 +495,12 @@ def _blocks(da: xr.DataArray) -> int:
     return int(np.prod(counts))
 
 
-def _run(task: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
+def _run(rounds: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
     import dask
 
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):
-        client = None
-    rounds = task
-    tasks = [t for r in rounds for t in r]
+    client = _client()
     if client is not None:
-        futures = client.compute(tasks)
+        futures = client.compute([t for r in rounds for t in r])
         if progress:
             from distributed import progress as dprogress
 
