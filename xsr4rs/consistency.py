@@ -70,7 +70,9 @@ def _up(z: np.ndarray, scale: int) -> np.ndarray:
     padded[..., groups - 1 : groups - 1 + n] = z
     windows = sliding_window_view(padded, groups, axis=-1)[..., ::-1]
     acc = (windows @ taps.astype(z.dtype)).reshape(*z.shape[:-1], (n + groups) * scale)
-    out = acc[..., r : r + big].copy()  # acc[j] belongs to pixel (j - r) mod big
+    # acc[j] belongs to pixel (j - r) mod big; a view (no block-sized copy): the two
+    # wrapped ends added below lie outside it
+    out = acc[..., r : r + big]
     out[..., big - r :] += acc[..., :r]
     tail = acc[..., r + big :]
     out[..., : tail.shape[-1]] += tail
@@ -102,7 +104,12 @@ def _transfer(h: int, w: int, scale: int) -> np.ndarray:
 
 
 def project(
-    y: np.ndarray, x: np.ndarray, scale: int, valid: np.ndarray | None = None
+    y: np.ndarray,
+    x: np.ndarray,
+    scale: int,
+    valid: np.ndarray | None = None,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The consistency projection of ``y`` (..., H, W) onto input ``x`` (..., H/s, W/s).
 
@@ -110,7 +117,8 @@ def project(
     output; elsewhere the residual is set to zero. ``D`` and ``Dᵀ`` are applied as
     separable filters on the tile's periodic extension (a few passes over the output,
     in its own precision: float32 stays float32); only the small low-resolution system
-    ``D Dᵀ`` is solved in the Fourier domain, in float64.
+    ``D Dᵀ`` is solved in the Fourier domain, in float64. ``out`` (which may be ``y``
+    itself) receives the result instead of a new array.
     """
     y = np.asarray(y)
     if y.dtype != np.float32:
@@ -124,7 +132,7 @@ def project(
     if valid is not None:
         residual = np.where(valid, residual, 0.0)
     z = np.fft.ifft2(np.fft.fft2(residual) / _transfer(h, w, scale)).real
-    return y + degrade_adjoint(z.astype(y.dtype), scale)
+    return np.add(y, degrade_adjoint(z.astype(y.dtype), scale), out=out)
 
 
 @functools.lru_cache(maxsize=8)

@@ -100,19 +100,26 @@ def run_block(
     core_h, core_w = images.shape[-2] - 2 * halo, images.shape[-1] - 2 * halo
     ext_h, ext_w = core_h + 2 * ring, core_w + 2 * ring
     channels = spec.out_bands * (2 if spec.ensemble else 1)
-    out = np.empty((n, channels, scale * ext_h, scale * ext_w), dtype=np.float32)
+    shape = (n, channels, scale * ext_h, scale * ext_w)
     c = scale * mh
     # a tile carries the projection's ring too: a chunk of one tile stays one model call
     step = spec.tile + 2 * ring
-    for y0, y1 in split_axis(ext_h, step):
-        for x0, x1 in split_axis(ext_w, step):
-            x = values[:, :, y0 : y1 + 2 * mh, x0 : x1 + 2 * mh]
-            out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = _call(model, x, spec, c)
+    rows, cols = split_axis(ext_h, step), split_axis(ext_w, step)
+    if len(rows) == 1 and len(cols) == 1:  # the usual chunk: the model's output is the block
+        out = _writable(_call(model, values, spec, c), shape)
+    else:
+        out = np.empty(shape, dtype=np.float32)
+        for y0, y1 in rows:
+            for x0, x1 in cols:
+                x = values[:, :, y0 : y1 + 2 * mh, x0 : x1 + 2 * mh]
+                out[:, :, scale * y0 : scale * y1, scale * x0 : scale * x1] = _call(
+                    model, x, spec, c
+                )
     if spec.project:
         lr = values[:, :, mh : mh + ext_h, mh : mh + ext_w]
         valid = ~mask[:, None, mh : mh + ext_h, mh : mh + ext_w]
         main = out[:, : spec.out_bands]
-        main[...] = project(main, lr, scale, valid)
+        project(main, lr, scale, valid, out=main)
         if spec.bound is not None:  # the model's own bound, which the projection can break
             bound_by_input(main, lr, scale, spec.bound)
     if ring:
@@ -138,6 +145,16 @@ def run_block(
     )
     COUNTER.add(1, n * result.shape[-2] * result.shape[-1])
     return result.reshape(lead + result.shape[1:])
+
+
+def _writable(y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``y`` itself when it is a writable float32 C-contiguous array of ``shape`` (what
+    `SRModel.core` returns), else a copy that is: no block-sized copy in the usual case."""
+    if y.shape == shape and y.dtype == np.float32 and y.flags.c_contiguous and y.flags.writeable:
+        return y
+    out = np.empty(shape, dtype=np.float32)
+    out[...] = y
+    return out
 
 
 def bound_by_input(out: np.ndarray, lr: np.ndarray, scale: int, bound: tuple[float, float]) -> None:
