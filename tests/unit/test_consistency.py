@@ -38,3 +38,20 @@ def test_projection_is_consistent_in_float32_and_float64():
     p = project(y, x, 4, valid)
     err = np.abs(degrade_periodic(p, 4) - x)
     assert err[valid].max() < 1e-6 and err[~valid].max() > 1  # no-data imposes nothing
+
+
+def test_projection_in_place_equals_a_new_array():
+    """``out=y`` (how the engine calls it, to save a block-sized array) gives the same
+    result as a new array, and writes it into ``y``."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(100, 5000, (2, 4, 26, 18))
+    y = (np.repeat(np.repeat(x, 4, -2), 4, -1) + rng.normal(0, 300, (2, 4, 104, 72))).astype(
+        np.float32
+    )
+    valid = rng.uniform(size=x.shape) > 0.1
+    expected = project(y, x, 4, valid)
+    same = y.copy()
+    result = project(same, x, 4, valid, out=same)
+    assert result is same
+    np.testing.assert_array_equal(same, expected)
+    assert not np.array_equal(same, y)  # the control: the projection changed the values
