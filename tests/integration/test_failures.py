@@ -784,3 +784,27 @@ def test_api_errors_match_the_cli(crop, out_dir, inf_model):
     with pytest.warns(OutputWarning, match="other hosts"):
         write(xsr4rs.upscale(da, "nearest"), out_dir / "o.zarr")
     assert json.loads((out_dir / "o.zarr" / ".zmetadata").read_text())
+
+
+@pytest.mark.parametrize("name", ["slow.zarr", "slow.tif"])
+def test_failure_waits_for_blocks_in_flight(crop, out_dir, name):
+    """When one block fails while another is still being computed, `write` returns only
+    after that block is done, then cleans up: nothing appears afterwards (a late zarr
+    chunk would otherwise recreate the removed temporary store)."""
+    da = open_raster(crop, chunks=64).isel(y=slice(0, 64), x=slice(0, 128))
+    started = threading.Event()
+
+    def block(values, block_info=None):
+        if block_info[None]["chunk-location"][-1] == 0:
+            started.wait(5)  # the slow block is running: fail now
+            raise OSError("simulated read failure")
+        started.set()
+        time.sleep(1.5)  # still computing when the failure is raised
+        return values
+
+    faulty = da.copy(data=da.data.map_blocks(block, dtype=da.dtype))
+    with pytest.raises((OutputError, InputError)):
+        write(faulty, out_dir / name)
+    assert os.listdir(out_dir) == []
+    time.sleep(2)  # what a block still in flight would have written by now
+    assert os.listdir(out_dir) == [], f"left {os.listdir(out_dir)}"

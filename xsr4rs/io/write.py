@@ -508,9 +508,35 @@ def _run(rounds: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
         client.gather(futures)
         return
     with contextlib.ExitStack() as stack:
+        pool = _own_pool(rounds[0])
+        if pool is not None:
+            stack.enter_context(dask.config.set(pool=pool))
+            # on a failure dask raises at once, while other blocks may still be computing
+            # and writing: wait for them (and drop those not started) before the output's
+            # temporary is removed, or a late zarr chunk would recreate it
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         if progress:
             from xsr4rs.progress import BlockProgress
 
             stack.enter_context(BlockProgress(total=_blocks(da)))
         for r in rounds:
             dask.compute(*r)
+
+
+def _own_pool(collections: list[Any]) -> Any:
+    """A thread pool for this write when dask would run it on its threaded scheduler's
+    shared pool (the default), so that the write can wait for its own tasks; ``None``
+    when another scheduler, or a pool the user configured, is in use."""
+    import dask
+    import dask.base
+    import dask.system
+    import dask.threaded
+
+    if dask.config.get("pool", None) is not None:
+        return None
+    if dask.base.get_scheduler(collections=collections) is not dask.threaded.get:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+    return ThreadPoolExecutor(workers, thread_name_prefix="xsr4rs-write")
