@@ -20,6 +20,7 @@ import numpy as np
 
 from xsr4rs.consistency import project
 from xsr4rs.exceptions import InputError, ModelError, NonFiniteOutputError, XSRError
+from xsr4rs.model.runtime import bands_first
 from xsr4rs.nodata import invalid_mask, set_masked, to_output_dtype
 from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
@@ -106,7 +107,7 @@ def run_block(
     step = spec.tile + 2 * ring
     rows, cols = split_axis(ext_h, step), split_axis(ext_w, step)
     if len(rows) == 1 and len(cols) == 1:  # the usual chunk: the model's output is the block
-        out = _writable(_call(model, values, spec, c), shape)
+        out = _writable(_call(model, values, spec, c))
     else:
         out = np.empty(shape, dtype=np.float32)
         for y0, y1 in rows:
@@ -147,14 +148,12 @@ def run_block(
     return result.reshape(lead + result.shape[1:])
 
 
-def _writable(y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``y`` itself when it is a writable float32 C-contiguous array of ``shape`` (what
-    `SRModel.core` returns), else a copy that is: no block-sized copy in the usual case."""
-    if y.shape == shape and y.dtype == np.float32 and y.flags.c_contiguous and y.flags.writeable:
+def _writable(y: np.ndarray) -> np.ndarray:
+    """``y`` itself when it is a writable float32 C-contiguous array (what `SRModel.core`
+    returns), else such a copy: no block-sized copy in the usual case."""
+    if y.dtype == np.float32 and y.flags.c_contiguous and y.flags.writeable:
         return y
-    out = np.empty(shape, dtype=np.float32)
-    out[...] = y
-    return out
+    return np.array(y, dtype=np.float32, order="C")
 
 
 def bound_by_input(out: np.ndarray, lr: np.ndarray, scale: int, bound: tuple[float, float]) -> None:
@@ -342,7 +341,7 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec, crop: int) -> np.ndar
         )
     if fast:
         return y
-    return y[:, crop : y.shape[1] - crop, crop : y.shape[2] - crop, :].transpose(0, 3, 1, 2)
+    return bands_first(y, crop)
 
 
 def map_model(

@@ -28,7 +28,7 @@ import numpy as np
 
 from xsr4rs.exceptions import HaloWarning, ModelError
 from xsr4rs.model.contract import ModelMetadata, is_saved_model, read_metadata
-from xsr4rs.model.runtime import Runtime, first_line, output_key, stamp_of
+from xsr4rs.model.runtime import Runtime, bands_first, first_line, output_key, stamp_of
 
 log = logging.getLogger("xsr4rs")
 
@@ -109,8 +109,7 @@ class SRModel:
         be at least the border the model crops itself."""
         meta = self.metadata
         if crop < meta.crop:  # the restored border (zeros) is kept: as the plain call
-            y = self(x)
-            return y[:, crop : y.shape[1] - crop, crop : y.shape[2] - crop].transpose(0, 3, 1, 2)
+            return bands_first(self(x), crop)
         rt = runtime(self.path, self.stamp, self.trusted)
         with _RUN_LOCK:
             return rt.core(x, meta.output, crop - meta.crop)

@@ -29,6 +29,24 @@ def output_key(name: str, outputs: list[str]) -> str:
     raise ModelError(f"the model has no output {name!r}: its outputs are {', '.join(outputs)}")
 
 
+def choose_output(output: str | None, outputs: list[str]) -> str:
+    """The key of the output to use: ``output`` (see `output_key`), or the only one."""
+    if output is not None:
+        return output_key(output, outputs)
+    if len(outputs) != 1:
+        raise ModelError(
+            f"the model returns {len(outputs)} outputs ({', '.join(outputs)}): choose one "
+            "with output= (CLI --output)"
+        )
+    return outputs[0]
+
+
+def bands_first(y: np.ndarray, crop: int) -> np.ndarray:
+    """Model output ``[n, h, w, bands]`` with ``crop`` pixels cut from every side, as a
+    ``[n, bands, h - 2 crop, w - 2 crop]`` view."""
+    return y[:, crop : y.shape[1] - crop, crop : y.shape[2] - crop].transpose(0, 3, 1, 2)
+
+
 def to_input_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``x`` (float32 ``[n, h, w, bands]``) as the model's input type.
 
@@ -122,12 +140,7 @@ class Runtime:
 
     def _core_function(self, output: str | None) -> Any:
         tf = self.tf
-        if output is None and len(self.outputs) != 1:
-            raise ModelError(
-                f"the model returns {len(self.outputs)} outputs ({', '.join(self.outputs)}): "
-                "choose one with output= (CLI --output)"
-            )
-        key = output_key(output, self.outputs) if output is not None else self.outputs[0]
+        key = choose_output(output, self.outputs)
         spec = tf.TensorSpec([None, None, None, None], tf.as_dtype(self.dtype))
 
         @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32)])
@@ -145,15 +158,7 @@ class Runtime:
         tensor = self.tf.constant(to_input_dtype(x, self.dtype))
         out = self.fn(**{self.input_key: tensor})
         if isinstance(out, dict):
-            if output is None:
-                if len(out) != 1:
-                    raise ModelError(
-                        f"the model returns {len(out)} outputs ({', '.join(out)}): choose one "
-                        "with output= (CLI --output)"
-                    )
-                (out,) = out.values()
-            else:
-                out = out[output_key(output, list(out))]
+            out = out[choose_output(output, list(out))]
         return out.numpy().astype(np.float32, copy=False)
 
 
