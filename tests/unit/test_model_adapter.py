@@ -8,7 +8,7 @@ import pytest
 from xsr4rs.exceptions import InputError, ModelError
 from xsr4rs.model.handle import restore_crop
 from xsr4rs.model.probe import measure_halo, output_geometries, output_geometry
-from xsr4rs.model.runtime import output_key, to_input_dtype
+from xsr4rs.model.runtime import bands_first, choose_output, output_key, to_input_dtype
 
 
 def test_output_names_with_or_without_the_tf1_suffix():
@@ -18,6 +18,26 @@ def test_output_names_with_or_without_the_tf1_suffix():
     assert output_key("sr:0", outputs) == "sr"
     with pytest.raises(ModelError, match="its outputs are output_32:0, output_64:0, sr"):
         output_key("output_128", outputs)
+
+
+def test_an_output_must_be_chosen_among_several():
+    """With no name, the only output is used; among several, the error names them and the
+    option that chooses (for plain calls and the engine's cropped calls alike)."""
+    assert choose_output(None, ["sr"]) == "sr"
+    assert choose_output("output_64", ["output_32:0", "output_64:0"]) == "output_64:0"
+    with pytest.raises(
+        ModelError,
+        match=r"returns 2 outputs \(output_32:0, output_64:0\): "
+        r"choose one with output= \(CLI --output\)",
+    ):
+        choose_output(None, ["output_32:0", "output_64:0"])
+
+
+def test_bands_first_crops_every_side():
+    y = np.arange(2 * 6 * 8 * 3).reshape(2, 6, 8, 3)
+    got = bands_first(y, 2)
+    assert got.shape == (2, 3, 2, 4)
+    np.testing.assert_array_equal(got[1, 2], y[1, 2:4, 2:6, 2])
 
 
 def test_integer_inputs_are_rounded_and_checked_band_by_band():
