@@ -21,13 +21,14 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from xsr4rs._tf import cpu_flags
+    from xsr4rs._tf import cpu_flags, onednn_isa_cap
 
     flags = cpu_flags() or set()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
     return {
         "cpu": cpu,
         "cpu_flags": " ".join(f for f in wanted if f in flags) or "unknown",
+        "onednn_max_cpu_isa": onednn_isa_cap() or "not set",
         "cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": sys.version.split()[0],

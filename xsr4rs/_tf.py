@@ -98,9 +98,45 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
-def bf16_note(flags: set[str] | None, gpus: int) -> str | None:
-    """Why ``bf16`` would change nothing here, or ``None`` when it can take effect."""
-    if gpus or flags is None or any(f in flags for f in BF16_FLAGS):
+#: Values of oneDNN's ``ONEDNN_MAX_CPU_ISA`` under which it has bfloat16 convolutions.
+BF16_ISAS = (
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+    "ALL",
+    "DEFAULT",
+)
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction-set cap put on oneDNN by ``ONEDNN_MAX_CPU_ISA`` (or its older name
+    ``DNNL_MAX_CPU_ISA``), upper-case; ``None`` when neither is set."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value.upper()
+    return None
+
+
+def bf16_note(flags: set[str] | None, gpus: int, isa_cap: str | None = None) -> str | None:
+    """Why ``bf16`` would change nothing here, or ``None`` when it can take effect.
+
+    ``isa_cap`` is :func:`onednn_isa_cap`: a cap below AVX512_CORE_BF16 leaves oneDNN no
+    bfloat16 convolution, and TensorFlow then fails on the first call of a model rewritten
+    to bfloat16 ("could not create a primitive descriptor"), so it counts as no bf16 CPU.
+    """
+    if gpus:
+        return None
+    if isa_cap is not None and isa_cap not in BF16_ISAS:
+        return (
+            f"bf16 was asked for, but ONEDNN_MAX_CPU_ISA={isa_cap} keeps oneDNN from its "
+            "bfloat16 instructions and no GPU is visible: inference runs in float32"
+        )
+    if flags is None or any(f in flags for f in BF16_FLAGS):
         return None
     return (
         "bf16 was asked for, but this CPU has no bfloat16 instructions (neither AVX512_BF16 "
@@ -111,7 +147,8 @@ def bf16_note(flags: set[str] | None, gpus: int) -> str | None:
 def _bf16_usable(tf: ModuleType) -> bool:
     from xsr4rs.exceptions import PrecisionWarning
 
-    note = bf16_note(cpu_flags(), len(tf.config.list_physical_devices("GPU")))
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    note = bf16_note(cpu_flags(), gpus, onednn_isa_cap())
     if note:
         warnings.warn(note, PrecisionWarning, stacklevel=4)
     return note is None

@@ -252,7 +252,7 @@ def test_bf16_is_active_where_the_cpu_has_it_and_says_so_where_not(test_model, t
     """On a CPU with AVX512-BF16 or AMX, XSR4RS_PRECISION=bf16 changes the arithmetic (so
     it is on) but stays close to fp32; on one without (AVX2 only), it warns that it
     changes nothing and the output is fp32's."""
-    from xsr4rs._tf import bf16_note, cpu_flags
+    from xsr4rs._tf import bf16_note, cpu_flags, onednn_isa_cap
 
     code = (
         "import sys, numpy as np, xsr4rs\n"
@@ -268,12 +268,12 @@ def test_bf16_is_active_where_the_cpu_has_it_and_says_so_where_not(test_model, t
         )
     fp32, bf16 = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "bf16.npy")
     rel = np.abs(bf16 - fp32).max() / np.abs(fp32).max()
-    if bf16_note(cpu_flags(), gpus=0) is None:
+    if bf16_note(cpu_flags(), 0, onednn_isa_cap()) is None:
         assert 0 < rel < 0.03
         assert "PrecisionWarning" not in said["bf16"]
     else:
         assert rel < 1e-5
-        assert "PrecisionWarning" in said["bf16"] and "no bfloat16 instructions" in said["bf16"]
+        assert "PrecisionWarning" in said["bf16"] and "bfloat16 instructions" in said["bf16"]
     assert "PrecisionWarning" not in said["fp32"]
 
 
@@ -291,6 +291,42 @@ def test_bf16_note_depends_on_cpu_flags_and_gpus(flags, gpus, says):
     from xsr4rs._tf import bf16_note
 
     assert (bf16_note(flags, gpus) is not None) == says
+
+
+@pytest.mark.parametrize(
+    ("cap", "says"),
+    [("AVX2", True), ("AVX512_CORE", True), ("AVX512_CORE_BF16", False), ("ALL", False)],
+)
+def test_bf16_note_honours_a_onednn_isa_cap(cap, says):
+    """ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 on a bf16 CPU: TensorFlow would fail on
+    the first call of the rewritten graph, so bf16 is refused with a warning."""
+    from xsr4rs._tf import bf16_note
+
+    note = bf16_note({"avx2", "avx512f", "avx512_bf16"}, 0, cap)
+    assert (note is not None) == says
+    if says:
+        assert f"ONEDNN_MAX_CPU_ISA={cap}" in note
+
+
+def test_bf16_under_an_avx2_cap_runs_fp32_with_a_warning(test_model, tmp_path):
+    """A real process with oneDNN capped to AVX2 and XSR4RS_PRECISION=bf16: the model runs
+    (in float32, equal to an uncapped fp32 run within float tolerance) and says why."""
+    code = (
+        "import sys, numpy as np, xsr4rs\n"
+        "m = xsr4rs.load_model(sys.argv[1])\n"
+        "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
+        "np.save(sys.argv[2], m(x))\n"
+    )
+    runs = {"capped": {"ONEDNN_MAX_CPU_ISA": "AVX2", "XSR4RS_PRECISION": "bf16"}}
+    runs["fp32"] = {"XSR4RS_PRECISION": "fp32"}
+    said = {}
+    for name, env in runs.items():
+        said[name] = _run_in_process(
+            code, env, test_model.path, str(tmp_path / f"{name}.npy"), stderr=True
+        )
+    capped, fp32 = np.load(tmp_path / "capped.npy"), np.load(tmp_path / "fp32.npy")
+    np.testing.assert_allclose(capped, fp32, rtol=1e-4, atol=1e-2)
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in said["capped"]
 
 
 def test_bad_precision_is_reported():
