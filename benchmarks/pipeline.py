@@ -30,19 +30,26 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=6)
     p.add_argument("--size", type=int, default=0, help="crop side in pixels (0: whole scene)")
     p.add_argument("--chunk", type=int, default=512)
+    p.add_argument("--tile", type=int, default=512, help="tile (capped as the CLI caps it)")
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
 
     import xsr4rs
+    from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_isa_cap
     from xsr4rs.cli import main as cli
     from xsr4rs.io import open_raster
-    from xsr4rs.tiling import regular_chunks, split_axis
+    from xsr4rs.tiling import conv_tile_cap, regular_chunks, split_axis
 
     if args.model:
         model = xsr4rs.load_model(args.model)
     else:
         model = sr4rs_like(filters=args.filters, blocks=args.blocks)
     h, s = model.halo, model.scale
+    # the tile the CLI uses: on a CPU without AVX-512, capped below oneDNN's slow path
+    tile = args.tile
+    conv = model.metadata.conv_input_elements_per_pixel
+    if conv and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
+        tile = min(tile, conv_tile_cap(h, conv) or tile)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.tif"
         da = open_raster("sample:s2")
@@ -58,7 +65,7 @@ def main() -> None:
             return [
                 (int(a + b), int(a + c))
                 for a, n in zip(starts, chunks, strict=True)
-                for b, c in split_axis(n, 512)
+                for b, c in split_axis(n, tile)
             ]
 
         tiles = [(y, x) for y in tiles_of(height) for x in tiles_of(width)]
@@ -83,6 +90,8 @@ def main() -> None:
                     model.path,
                     "--chunk",
                     str(args.chunk),
+                    "--tile",
+                    str(tile),
                     "--overwrite",
                     "--no-progress",
                     "--no-project",
@@ -118,7 +127,7 @@ def main() -> None:
     report(
         "pipeline",
         rows,
-        {"model": repr(model), "halo": h, "chunk": args.chunk, "target": ">= 0.95"},
+        {"model": repr(model), "halo": h, "chunk": args.chunk, "tile": tile, "target": ">= 0.95"},
     )
 
 

@@ -122,6 +122,24 @@ def onednn_isa_cap() -> str | None:
     return None
 
 
+#: oneDNN ISA caps below AVX-512 (``ONEDNN_MAX_CPU_ISA``).
+_BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+
+
+def avx512_convolutions(flags: set[str] | None, isa_cap: str | None = None) -> bool:
+    """True when oneDNN can use its AVX-512 convolution kernels here (or when the CPU's
+    flags cannot be read, e.g. off Linux or on ARM, where nothing is assumed).
+
+    Without them (an AVX2-only CPU, or ``ONEDNN_MAX_CPU_ISA=AVX2``), large convolution
+    inputs fall back to oneDNN's reference code (``xsr4rs.tiling.AVX2_CONV_INPUT_LIMITS``).
+    """
+    if isa_cap is not None and isa_cap in _BELOW_AVX512:
+        return False
+    if flags is None or not flags & {"avx", "avx2", "sse4_2"}:
+        return True
+    return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags
+
+
 def bf16_note(flags: set[str] | None, gpus: int, isa_cap: str | None = None) -> str | None:
     """Why ``bf16`` would change nothing here, or ``None`` when it can take effect.
 

@@ -24,12 +24,19 @@ import xarray as xr
 from xsr4rs import bands as band_names
 from xsr4rs import output as output_mod
 from xsr4rs import units
+from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_isa_cap
 from xsr4rs.engine import BlockSpec, check_range, map_model, model_values
 from xsr4rs.exceptions import InputError, ParameterError, TileWarning
 from xsr4rs.layout import Layout, band_labels, layout, pixel_grid
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_nodata, is_nan
-from xsr4rs.tiling import check_positive_int, max_tile, merge_small_chunks, regular_chunks
+from xsr4rs.tiling import (
+    check_positive_int,
+    conv_tile_cap,
+    max_tile,
+    merge_small_chunks,
+    regular_chunks,
+)
 
 log = logging.getLogger("xsr4rs")
 
@@ -542,6 +549,19 @@ def _tile(tile: int | None, meta: Any, halo: int) -> int:
                 warnings.warn(
                     f"tile={tile} would make tensors of over 2**30 elements inside the model; "
                     f"using tile={cap}",
+                    TileWarning,
+                    stacklevel=5,
+                )
+            tile = cap
+    conv = meta.conv_input_elements_per_pixel
+    if conv and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
+        cap = conv_tile_cap(halo, conv)
+        if cap is not None and tile > cap:
+            if asked:
+                warnings.warn(
+                    f"tile={tile} would give a convolution of this model an input that "
+                    "oneDNN computes with its reference code on a CPU without AVX-512, "
+                    f"about 100 times slower; using tile={cap}",
                     TileWarning,
                     stacklevel=5,
                 )

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import warnings
 
 import dask
 import numpy as np
@@ -174,6 +175,12 @@ def test_bad_metadata_is_reported(test_model, tmp_path):
         xsr4rs.load_model(copy)
 
 
+@pytest.mark.parametrize("conv", [{"3x3": 8.0}, {"kxk": -1}, {"kxk": "many"}, [8.0]])
+def test_bad_conv_input_sizes_are_reported(conv):
+    with pytest.raises(xsr4rs.ModelError, match="conv_input_elements_per_pixel must map"):
+        ModelMetadata(scale=2, halo=1, conv_input_elements_per_pixel=conv)
+
+
 def test_metadata_round_trip():
     meta = ModelMetadata(
         scale=4,
@@ -181,6 +188,7 @@ def test_metadata_round_trip():
         input_bands=("B04", "B03"),
         value_range=(0, 10000),
         fill_values=(0, 0),
+        conv_input_elements_per_pixel={"1x1": 512.0, "kxk": 128.0},
         provenance={"data": "x"},
     )
     assert ModelMetadata.from_dict(json.loads(json.dumps(meta.to_dict()))) == meta
@@ -202,6 +210,41 @@ def test_tile_capped_by_tensor_size(test_model):
     with pytest.warns(xsr4rs.TileWarning, match="using tile=9455"):
         out = xsr4rs.upscale(_raster(), test_model, tile=20000)
     assert out.shape == (3, 74, 58)
+
+
+def test_tile_capped_on_cpus_without_avx512(test_model, monkeypatch):
+    """With oneDNN held to AVX2 (as on an AVX2-only CPU), a tile whose convolution inputs
+    would pass 2**27 elements is cut, with a warning when it was asked for: oneDNN would
+    run that convolution with its reference code, about 100 times slower. Only the tile
+    choice is tested (lazily); the slowdown itself is measured in docs/benchmarks.md."""
+    from xsr4rs._tf import avx512_convolutions, cpu_flags
+
+    # the x2 test CNN: its largest convolution input has 8 elements per input pixel
+    assert test_model.metadata.conv_input_elements_per_pixel == {"1x1": 0.0, "kxk": 8.0}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.warns(xsr4rs.TileWarning, match="reference code.*using tile=4091"):
+        out = xsr4rs.upscale(_raster(), test_model, tile=5000)
+    assert out.shape == (3, 74, 58)
+    assert (4091 + 2 * 2) ** 2 * 8 < 2**27 <= (4092 + 2 * 2) ** 2 * 8
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    if avx512_convolutions(cpu_flags()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", xsr4rs.TileWarning)
+            xsr4rs.upscale(_raster(), test_model, tile=5000)
+
+
+def test_exported_models_record_their_convolution_inputs(tmp_path):
+    """export_model measures the largest input of the 1x1 and of the larger convolutions,
+    custom convolution layers included (the trainer's light generator at x4, 8 filters:
+    8 features at x4 feed its 1x1 output convolution, 8 at x2 its last 3x3)."""
+    import keras
+
+    from xsr4rs.training.archs import ARCHITECTURES
+
+    net = ARCHITECTURES["light"].build(3, filters=8, blocks=1)
+    product = keras.Model(net.input, net.outputs[-1])
+    handle = xsr4rs.export_model(product, tmp_path / "light", scale=4, bands=3)
+    assert handle.metadata.conv_input_elements_per_pixel == {"1x1": 8 * 16, "kxk": 8 * 4}
 
 
 def test_lazily_indexed_file_is_not_loaded(s2_paths):

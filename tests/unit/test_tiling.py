@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from xsr4rs.exceptions import ParameterError
 from xsr4rs.tiling import (
     check_positive_int,
+    conv_tile_cap,
     crop,
     max_tile,
     merge_small_chunks,
@@ -57,6 +58,31 @@ def test_max_tile_keeps_tensors_below_limit():
     side = max_tile(16, 64 * 16)
     assert (side + 32) ** 2 * 64 * 16 <= 2**30
     assert (side + 33) ** 2 * 64 * 16 > 2**30 - 2 * (side + 33) * 1024  # close to the limit
+
+
+def test_conv_tile_cap_keeps_convolution_inputs_below_avx2_limits():
+    # the shipped model (halo 15 + 19): its 1x1 input (512 per pixel) caps at 656, not 512
+    assert conv_tile_cap(34, {"1x1": 512, "kxk": 128}) == 656
+    side = conv_tile_cap(18, {"1x1": 0, "kxk": 512})
+    assert (side + 36) ** 2 * 512 < 2**27 <= (side + 37) ** 2 * 512
+    assert conv_tile_cap(5, {"1x1": 0, "kxk": 0}) is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "fast"),
+    [
+        ({"avx", "avx2", "fma"}, None, False),
+        ({"avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"}, None, True),
+        ({"avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"}, "AVX2", False),
+        ({"avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"}, "AVX512_CORE", True),
+        ({"fp", "asimd"}, None, True),  # not x86: nothing assumed
+        (None, None, True),
+    ],
+)
+def test_avx512_convolutions(flags, cap, fast):
+    from xsr4rs._tf import avx512_convolutions
+
+    assert avx512_convolutions(flags, cap) is fast
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, "8", True, None])

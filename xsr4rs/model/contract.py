@@ -70,6 +70,11 @@ class ModelMetadata:
         Elements of the network's largest intermediate tensor per input pixel (e.g.
         ``64 * 4**2`` for 64 features at x4); tiles are capped so that no tensor reaches
         2**31 elements, where TensorFlow's CPU convolutions slow down.
+    conv_input_elements_per_pixel
+        Elements of the largest input of the network's convolutions per input pixel, by
+        kernel: ``{"1x1": ..., "kxk": ...}`` (``kxk``: any larger kernel). On CPUs without
+        AVX-512, tiles are capped so that these stay below what oneDNN's fast
+        convolution code takes (``xsr4rs.tiling.AVX2_CONV_INPUT_LIMITS``).
     name, description, provenance
         Free text and a dict saying where the model comes from.
     """
@@ -90,6 +95,7 @@ class ModelMetadata:
     output: str | None = None
     crop: int = 0
     tensor_elements_per_pixel: float | None = None
+    conv_input_elements_per_pixel: dict[str, float] | None = None
     name: str | None = None
     description: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +137,16 @@ class ModelMetadata:
             isinstance(self.scale_factor, int | float) and self.scale_factor != 0
         ):
             raise bad(f"scale_factor must be a non-zero number, got {self.scale_factor!r}")
+        conv = self.conv_input_elements_per_pixel
+        if conv is not None and not (
+            isinstance(conv, dict)
+            and set(conv) <= {"1x1", "kxk"}
+            and all(isinstance(v, int | float) and 0 <= v < float("inf") for v in conv.values())
+        ):
+            raise bad(
+                "conv_input_elements_per_pixel must map '1x1' and/or 'kxk' to numbers >= 0, "
+                f"got {conv!r}"
+            )
         if not isinstance(self.crop, int) or self.crop < 0:
             raise bad(f"crop must be an integer >= 0, got {self.crop!r}")
         if self.crop and self.halo * self.scale < self.crop:

@@ -106,6 +106,7 @@ def export_model(
             fill_values=tuple(float(v) for v in fill_values) if fill_values is not None else None,
             tile=tile,
             tensor_elements_per_pixel=_elements_per_pixel(keras_model, len(names)),
+            conv_input_elements_per_pixel=conv_inputs_per_pixel(keras_model, len(names)),
             name=name or path.name,
             description=description,
             provenance={**(provenance or {}), "halo_measured": measured},
@@ -117,6 +118,44 @@ def export_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return load_model(path)
+
+
+def conv_inputs_per_pixel(keras_model: Any, bands: int) -> dict[str, float] | None:
+    """Size of the largest input of the model's 1x1 and of its larger convolutions, per
+    input pixel (``{"1x1": ..., "kxk": ...}``), from a call on a 16 x 16 tile.
+
+    Any layer with a 4-D kernel counts as a 2-D convolution (Keras's ``Conv2D``,
+    transposed, depthwise and separable ones, and custom layers), nested models included,
+    measured at the resolution of the outer input. ``None`` where the layers' inputs
+    cannot be reached (subclassed models, layers called more than once).
+    """
+    import keras
+    import numpy as np
+
+    found: dict[str, float] = {"1x1": 0.0, "kxk": 0.0}
+    try:
+        for layer in keras_model.layers:
+            if isinstance(layer, keras.Model):
+                inner = conv_inputs_per_pixel(layer, layer.input.shape[-1])
+                if inner is None:
+                    return None
+                for kind, size in inner.items():
+                    found[kind] = max(found[kind], size)
+        # a convolution is a layer with a 4-D kernel (kh, kw, ...): Keras's own and custom ones
+        convs = []
+        for layer in keras_model.layers:
+            kernels = [w.shape for w in layer.weights if len(w.shape) == 4]
+            if kernels and not isinstance(layer, keras.Model):
+                convs.append((layer, "1x1" if tuple(kernels[0][:2]) == (1, 1) else "kxk"))
+        if convs:
+            probe = keras.Model(keras_model.input, [layer.input for layer, _ in convs])
+            values = probe(np.zeros((1, 16, 16, bands), dtype="float32"))
+            values = values if isinstance(values, list | tuple) else [values]
+            for (_, kind), value in zip(convs, values, strict=True):
+                found[kind] = max(found[kind], float(np.prod(value.shape[1:])) / 256)
+    except Exception:
+        return None
+    return found
 
 
 def _elements_per_pixel(keras_model: Any, bands: int) -> float | None:
