@@ -554,6 +554,9 @@ def _tile(tile: int | None, meta: Any, halo: int) -> int:
                 )
             tile = cap
     conv = meta.conv_input_elements_per_pixel
+    if conv is None and meta.tensor_elements_per_pixel:
+        # exported before the field existed: the largest tensor bounds every input
+        conv = {"kxk": meta.tensor_elements_per_pixel}
     if conv and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
         cap = conv_tile_cap(halo, conv)
         if cap is not None and tile > cap:

@@ -233,6 +233,22 @@ def test_tile_capped_on_cpus_without_avx512(test_model, monkeypatch):
             xsr4rs.upscale(_raster(), test_model, tile=5000)
 
 
+def test_older_exports_are_capped_by_their_largest_tensor(test_model, tmp_path, monkeypatch):
+    """A model exported before conv_input_elements_per_pixel existed: its largest tensor
+    (12 elements per input pixel) stands for every convolution input."""
+    import shutil
+
+    copy = tmp_path / "older"
+    shutil.copytree(test_model.path, copy)
+    meta = json.loads((copy / METADATA_PATH).read_text())
+    del meta["conv_input_elements_per_pixel"]
+    (copy / METADATA_PATH).write_text(json.dumps(meta))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.warns(xsr4rs.TileWarning, match="using tile=3340"):
+        xsr4rs.upscale(_raster(), xsr4rs.load_model(copy), tile=5000)
+    assert (3340 + 4) ** 2 * 12 < 2**27 <= (3341 + 4) ** 2 * 12
+
+
 def test_exported_models_record_their_convolution_inputs(tmp_path):
     """export_model measures the largest input of the 1x1 and of the larger convolutions,
     custom convolution layers included (the trainer's light generator at x4, 8 filters:
