@@ -157,6 +157,22 @@ def test_info_lists_inputs_outputs_crop_scale_and_halo(sr4rs_model, capsys):
     assert '"halo_measured": 9' in out
 
 
+def test_convolution_sizes_are_read_from_the_graph_and_cap_tiles_without_avx512(
+    crop_tif, sr4rs_model, monkeypatch
+):
+    """The TF1 graph holds its convolutions: their inputs are sized by shape inference
+    (the largest, 8 features at x4 before the last 3x3 convolution, is 128 elements per
+    input pixel), so on a CPU without AVX-512 (oneDNN held to AVX2 here) a tile that
+    would send oneDNN to its reference code is cut, with a warning."""
+    model = xsr4rs.load_model(sr4rs_model)
+    assert model.metadata.conv_input_elements_per_pixel == {"1x1": 0.0, "kxk": 128.0}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    da = open_raster(crop_tif)
+    with pytest.warns(xsr4rs.TileWarning, match="reference code.*using tile=1005"):
+        xsr4rs.upscale(da, model, tile=2000)
+    assert (1005 + 2 * 9) ** 2 * 128 < 2**27 <= (1006 + 2 * 9) ** 2 * 128
+
+
 def test_measured_halo_is_cached_and_halo_skips_the_measurement(sr4rs_model, monkeypatch):
     from xsr4rs.model import handle, probe
 
@@ -317,6 +333,10 @@ def test_sr4rs_trained_model_info(sr4rs_trained, capsys):
     for pad in (128, 256, 512):
         assert f"output:       output_{pad}:0 float32 [?x?x?x4] (empty on a 48x64 tile)" in out
     assert f'"halo_measured": {halo}' in out
+    # SR4RS's generator works at 4 x depth features at x4: the largest input of its 3x3
+    # and 9x9 convolutions and of its 1x1 output, found in the graph (no xsr4rs metadata)
+    conv = xsr4rs.load_model(sr4rs_trained).metadata.conv_input_elements_per_pixel
+    assert conv == {"1x1": 4 * 8 * 16, "kxk": 4 * 8 * 16}
 
 
 @pytest.mark.skipif(

@@ -38,7 +38,7 @@ _LOADED: dict[tuple[str, tuple[int, int]], Runtime] = {}
 #: Metadata measured for plain SavedModels, so probing happens once per process.
 _PROBED: dict[tuple[Any, ...], ModelMetadata] = {}
 #: Bump when what probing measures changes, so cached measurements are redone.
-_PROBE_VERSION = 2
+_PROBE_VERSION = 3
 
 
 def runtime(path: str, stamp: tuple[int, int], trusted: bool = False) -> Runtime:
@@ -361,6 +361,7 @@ def _measure(
         output_bands=out_names,
         output=key_out,
         crop=crop,
+        conv_input_elements_per_pixel=rt.conv_inputs_per_pixel(n),
         name=Path(path).name,
         provenance={
             "probed": True,

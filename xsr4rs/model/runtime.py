@@ -72,6 +72,10 @@ def to_input_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.rint(x).astype(dtype)
 
 
+#: Graph operations that oneDNN runs as 2-D convolutions on CPU.
+_CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative", "_FusedConv2D")
+
+
 class Runtime:
     """A SavedModel loaded in this process (after its graph was checked)."""
 
@@ -119,6 +123,41 @@ class Runtime:
         self.loaded = loaded  # keeps variables alive
         self.tf = tf
         self._cores: dict[str | None, Any] = {}
+
+    def conv_inputs_per_pixel(self, bands: int, side: int = 64) -> dict[str, float] | None:
+        """Largest input of the graph's 1x1 and larger convolutions, in elements per input
+        pixel, by static shape inference on a ``side`` x ``side`` input (nothing runs).
+
+        This sees the convolutions of graphs that hold them directly, as TF1 SavedModels
+        do (SR4RS's); convolutions inside called functions (Keras exports) are not
+        reached, and ``None`` is returned when no convolution of known size is found.
+        """
+        tf = self.tf
+        feeds = [t for t in self.fn.inputs if t.dtype != tf.resource]
+        if len(feeds) != 1:
+            return None
+        found = {"1x1": 0.0, "kxk": 0.0}
+        seen = False
+        try:
+            graph_def = self.fn.graph.as_graph_def()
+            with tf.Graph().as_default() as graph:
+                x = tf.compat.v1.placeholder(feeds[0].dtype, [1, side, side, bands])
+                tf.graph_util.import_graph_def(graph_def, input_map={feeds[0].name: x}, name="")
+                for op in graph.get_operations():
+                    if op.type not in _CONVOLUTIONS:
+                        continue
+                    # a transposed convolution's image is its third input
+                    image = op.inputs[2] if op.type == "Conv2DBackpropInput" else op.inputs[0]
+                    kernel = op.inputs[1].shape
+                    if not image.shape.is_fully_defined() or kernel.rank != 4:
+                        continue
+                    kind = "1x1" if tuple(kernel[:2]) == (1, 1) else "kxk"
+                    size = float(np.prod(image.shape[1:])) / side**2
+                    found[kind] = max(found[kind], size)
+                    seen = True
+        except Exception:  # an unusual graph: no cap rather than a failed load
+            return None
+        return found if seen else None
 
     def every(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for the float32 input ``x``, from one run of the model."""
