@@ -35,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
 
     import xsr4rs
-    from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_isa_cap
+    from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_enabled, onednn_isa_cap
     from xsr4rs.cli import main as cli
     from xsr4rs.io import open_raster
     from xsr4rs.tiling import conv_tile_cap, regular_chunks, split_axis
@@ -48,8 +48,9 @@ def main() -> None:
     # the tile the CLI uses: on a CPU without AVX-512, capped below oneDNN's slow path
     tile = args.tile
     conv = model.metadata.conv_input_elements_per_pixel
-    if conv and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
-        tile = min(tile, conv_tile_cap(h, conv) or tile)
+    if conv and onednn_enabled() and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
+        cap = conv_tile_cap(h, conv) or tile
+        tile = min(tile, cap) if cap >= 64 else tile
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.tif"
         da = open_raster("sample:s2")

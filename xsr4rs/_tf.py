@@ -126,6 +126,12 @@ def onednn_isa_cap() -> str | None:
 _BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its CPU convolutions through oneDNN in this process: its
+    default on x86, turned off by ``TF_ENABLE_ONEDNN_OPTS=0`` before TensorFlow loads."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() not in ("0", "false")
+
+
 def avx512_convolutions(flags: set[str] | None, isa_cap: str | None = None) -> bool:
     """True when oneDNN can use its AVX-512 convolution kernels here (or when the CPU's
     flags cannot be read, e.g. off Linux or on ARM, where nothing is assumed).

@@ -53,5 +53,10 @@ class PrecisionWarning(XSRWarning):
     """The requested precision cannot take effect here (no bfloat16 on this CPU)."""
 
 
+class SlowPathWarning(XSRWarning):
+    """This CPU will likely run some of the model's convolutions on a very slow path
+    (oneDNN's reference code, on CPUs without AVX-512), with how to avoid it."""
+
+
 class TileWarning(XSRWarning):
     """The requested tile was reduced to keep the model's tensors below TensorFlow's limits."""

@@ -16,13 +16,17 @@ from xsr4rs.exceptions import ParameterError
 #: 2**31 elements; tiles are sized to stay below this with a margin.
 TF_TENSOR_LIMIT = 2**31
 
-#: Largest input of one convolution, in elements, that TensorFlow's oneDNN computes with
-#: its GEMM code on a CPU without AVX-512 (TensorFlow 2.21 with ``ONEDNN_MAX_CPU_ISA=AVX2``:
-#: a 3x3 convolution of 32 features ran in 0.58 s at 2000 x 2000 and in 52 s at 2100 x
-#: 2100). Above it, oneDNN falls back to its reference code, about 100 times slower;
-#: a 1x1 convolution keeps the GEMM code up to twice as much. With AVX-512, oneDNN's
-#: other kernels take these sizes at full speed.
-AVX2_CONV_INPUT_LIMITS = {"1x1": 2**28, "kxk": 2**27}
+#: Largest input of one convolution, in elements, that TensorFlow's oneDNN (3.7) computes
+#: with its GEMM code on a CPU without AVX-512 (measured with ``ONEDNN_MAX_CPU_ISA=AVX2``,
+#: 1 and 2 threads: a 3x3 convolution of 32 features ran in 0.58 s at 2000 x 2000 and in
+#: 52 s at 2100 x 2100). Above it, oneDNN falls back to its reference code, about 100
+#: times slower. oneDNN's own criterion is a 1 GiB limit on the GEMM code's scratch
+#: buffers, which wide convolutions reach sooner: ``"wide"`` applies to convolutions of
+#: more than `NARROW_FEATURES` input features (128 and 256 features fell back at 3.2e7
+#: and 3.1e7 elements, and stayed on GEMM at 2.6e7 and 2.3e7). With AVX-512, oneDNN's
+#: other kernels take all these sizes at full speed.
+AVX2_CONV_INPUT_LIMITS = {"1x1": 2**28, "kxk": 2**27, "wide": 2**24}
+NARROW_FEATURES = 64
 
 
 def check_positive_int(name: str, value: int, *, minimum: int = 1) -> int:
@@ -115,16 +119,24 @@ def conv_tile_cap(halo: int, conv_inputs: dict[str, float]) -> int | None:
     on CPUs without AVX-512 (`AVX2_CONV_INPUT_LIMITS`); ``None`` when nothing caps it.
 
     ``conv_inputs`` gives, per kind of kernel (``"1x1"``, or ``"kxk"`` for larger ones),
-    the largest convolution input of the model in elements per input pixel of the tile.
+    the largest convolution input of the model in elements per input pixel of the tile,
+    and as ``"features"`` the most input features of its ``kxk`` convolutions (unknown:
+    taken as narrow). The result can be below 1 for a model that no useful tile keeps off
+    the slow path.
 
-    >>> conv_tile_cap(15, {"1x1": 512, "kxk": 128})
-    694
+    >>> conv_tile_cap(34, {"1x1": 512, "kxk": 128, "features": 32})
+    656
     >>> conv_tile_cap(18, {"1x1": 0, "kxk": 512})
     475
+    >>> conv_tile_cap(42, {"1x1": 4096, "kxk": 4096, "features": 256})  # SR4RS's generator
+    -21
     """
+    wide = conv_inputs.get("features", 0) > NARROW_FEATURES
+    limits = {"1x1": AVX2_CONV_INPUT_LIMITS["1x1"]}
+    limits["kxk"] = AVX2_CONV_INPUT_LIMITS["wide" if wide else "kxk"]
     caps = [
-        max_tile(halo, per_pixel, limit=AVX2_CONV_INPUT_LIMITS[kind] - 1)
+        math.isqrt((limits[kind] - 1) // max(int(per_pixel), 1)) - 2 * halo
         for kind, per_pixel in conv_inputs.items()
-        if per_pixel and kind in AVX2_CONV_INPUT_LIMITS
+        if per_pixel and kind in limits
     ]
     return min(caps) if caps else None

@@ -24,9 +24,9 @@ import xarray as xr
 from xsr4rs import bands as band_names
 from xsr4rs import output as output_mod
 from xsr4rs import units
-from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_isa_cap
+from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_enabled, onednn_isa_cap
 from xsr4rs.engine import BlockSpec, check_range, map_model, model_values
-from xsr4rs.exceptions import InputError, ParameterError, TileWarning
+from xsr4rs.exceptions import InputError, ParameterError, SlowPathWarning, TileWarning
 from xsr4rs.layout import Layout, band_labels, layout, pixel_grid
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_nodata, is_nan
@@ -45,6 +45,9 @@ log = logging.getLogger("xsr4rs")
 #: (benchmarks/chunk_size.py): 512 was the fastest at a 1.5 GiB peak; 1024 was 8 % slower
 #: at 2.4 GiB and 2048 34 % slower at 4.1 GiB.
 DEFAULT_CHUNK = 512
+#: Smallest tile worth capping to for oneDNN's sake on CPUs without AVX-512: below it the
+#: halo and per-call costs outweigh the slow path's, and TF_ENABLE_ONEDNN_OPTS=0 is advised.
+MIN_USEFUL_TILE = 64
 #: Default tile (input pixels per side of one model call, before the halo). Measured with a
 #: network of SR4RS's generator size (benchmarks/tile_size.py): 512 reaches 96 % of the
 #: best throughput at 5.2 GiB peak memory, 768 gains 4 % for 9.6 GiB, 256 and below lose
@@ -557,9 +560,19 @@ def _tile(tile: int | None, meta: Any, halo: int) -> int:
     if conv is None and meta.tensor_elements_per_pixel:
         # exported before the field existed: the largest tensor bounds every input
         conv = {"kxk": meta.tensor_elements_per_pixel}
-    if conv and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
+    if conv and onednn_enabled() and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
         cap = conv_tile_cap(halo, conv)
-        if cap is not None and tile > cap:
+        if cap is not None and cap < MIN_USEFUL_TILE:
+            warnings.warn(
+                f"this model's convolutions (up to {conv.get('features', 0):.0f} input "
+                "features) are too large for oneDNN's fast code on a CPU without AVX-512 at "
+                "any useful tile size: it would run them with its reference code, about 100 "
+                "times slower. Set TF_ENABLE_ONEDNN_OPTS=0 in the environment before starting "
+                "Python to use TensorFlow's own convolutions",
+                SlowPathWarning,
+                stacklevel=5,
+            )
+        elif cap is not None and tile > cap:
             if asked:
                 warnings.warn(
                     f"tile={tile} would give a convolution of this model an input that "

@@ -188,7 +188,7 @@ def test_metadata_round_trip():
         input_bands=("B04", "B03"),
         value_range=(0, 10000),
         fill_values=(0, 0),
-        conv_input_elements_per_pixel={"1x1": 512.0, "kxk": 128.0},
+        conv_input_elements_per_pixel={"1x1": 512.0, "kxk": 128.0, "features": 32.0},
         provenance={"data": "x"},
     )
     assert ModelMetadata.from_dict(json.loads(json.dumps(meta.to_dict()))) == meta
@@ -220,7 +220,11 @@ def test_tile_capped_on_cpus_without_avx512(test_model, monkeypatch):
     from xsr4rs._tf import avx512_convolutions, cpu_flags
 
     # the x2 test CNN: its largest convolution input has 8 elements per input pixel
-    assert test_model.metadata.conv_input_elements_per_pixel == {"1x1": 0.0, "kxk": 8.0}
+    assert test_model.metadata.conv_input_elements_per_pixel == {
+        "1x1": 0.0,
+        "kxk": 8.0,
+        "features": 8.0,
+    }
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     with pytest.warns(xsr4rs.TileWarning, match="reference code.*using tile=4091"):
         out = xsr4rs.upscale(_raster(), test_model, tile=5000)
@@ -231,6 +235,29 @@ def test_tile_capped_on_cpus_without_avx512(test_model, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("error", xsr4rs.TileWarning)
             xsr4rs.upscale(_raster(), test_model, tile=5000)
+
+
+def test_models_too_wide_for_any_tile_get_advice_not_a_tiny_tile(test_model, tmp_path, monkeypatch):
+    """Convolutions of 256 input features on 16 times the input's pixels (as SR4RS's
+    generator at x4), which oneDNN's GEMM code takes only on tiles too small to use
+    without AVX-512: the tile is kept and the warning says to turn oneDNN off; with
+    TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's own convolutions) nothing is said."""
+    import shutil
+
+    copy = tmp_path / "wide"
+    shutil.copytree(test_model.path, copy)
+    meta = json.loads((copy / METADATA_PATH).read_text())
+    meta["conv_input_elements_per_pixel"] = {"1x1": 0, "kxk": 256 * 16, "features": 256}
+    (copy / METADATA_PATH).write_text(json.dumps(meta))
+    wide = xsr4rs.load_model(copy)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.warns(xsr4rs.SlowPathWarning, match="TF_ENABLE_ONEDNN_OPTS=0"):
+        out = xsr4rs.upscale(_raster(), wide, tile=512)
+    assert out.shape == (3, 74, 58)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xsr4rs.XSRWarning)
+        xsr4rs.upscale(_raster(), wide, tile=512)
 
 
 def test_older_exports_are_capped_by_their_largest_tensor(test_model, tmp_path, monkeypatch):
@@ -260,7 +287,11 @@ def test_exported_models_record_their_convolution_inputs(tmp_path):
     net = ARCHITECTURES["light"].build(3, filters=8, blocks=1)
     product = keras.Model(net.input, net.outputs[-1])
     handle = xsr4rs.export_model(product, tmp_path / "light", scale=4, bands=3)
-    assert handle.metadata.conv_input_elements_per_pixel == {"1x1": 8 * 16, "kxk": 8 * 4}
+    assert handle.metadata.conv_input_elements_per_pixel == {
+        "1x1": 8 * 16,
+        "kxk": 8 * 4,
+        "features": 8,
+    }
 
 
 def test_lazily_indexed_file_is_not_loaded(s2_paths):

@@ -165,7 +165,11 @@ def test_convolution_sizes_are_read_from_the_graph_and_cap_tiles_without_avx512(
     input pixel), so on a CPU without AVX-512 (oneDNN held to AVX2 here) a tile that
     would send oneDNN to its reference code is cut, with a warning."""
     model = xsr4rs.load_model(sr4rs_model)
-    assert model.metadata.conv_input_elements_per_pixel == {"1x1": 0.0, "kxk": 128.0}
+    assert model.metadata.conv_input_elements_per_pixel == {
+        "1x1": 0.0,
+        "kxk": 128.0,
+        "features": 8.0,
+    }
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     da = open_raster(crop_tif)
     with pytest.warns(xsr4rs.TileWarning, match="reference code.*using tile=1005"):
@@ -336,7 +340,7 @@ def test_sr4rs_trained_model_info(sr4rs_trained, capsys):
     # SR4RS's generator works at 4 x depth features at x4: the largest input of its 3x3
     # and 9x9 convolutions and of its 1x1 output, found in the graph (no xsr4rs metadata)
     conv = xsr4rs.load_model(sr4rs_trained).metadata.conv_input_elements_per_pixel
-    assert conv == {"1x1": 4 * 8 * 16, "kxk": 4 * 8 * 16}
+    assert conv == {"1x1": 4 * 8 * 16, "kxk": 4 * 8 * 16, "features": 4 * 8}
 
 
 @pytest.mark.skipif(

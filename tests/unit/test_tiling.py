@@ -62,7 +62,10 @@ def test_max_tile_keeps_tensors_below_limit():
 
 def test_conv_tile_cap_keeps_convolution_inputs_below_avx2_limits():
     # the shipped model (halo 15 + 19): its 1x1 input (512 per pixel) caps at 656, not 512
-    assert conv_tile_cap(34, {"1x1": 512, "kxk": 128}) == 656
+    assert conv_tile_cap(34, {"1x1": 512, "kxk": 128, "features": 32}) == 656
+    # wide convolutions (over 64 input features) have a lower limit: 2**24 elements
+    side = conv_tile_cap(10, {"kxk": 256, "features": 256})
+    assert (side + 20) ** 2 * 256 < 2**24 <= (side + 21) ** 2 * 256
     side = conv_tile_cap(18, {"1x1": 0, "kxk": 512})
     assert (side + 36) ** 2 * 512 < 2**27 <= (side + 37) ** 2 * 512
     assert conv_tile_cap(5, {"1x1": 0, "kxk": 0}) is None

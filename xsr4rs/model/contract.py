@@ -72,9 +72,10 @@ class ModelMetadata:
         2**31 elements, where TensorFlow's CPU convolutions slow down.
     conv_input_elements_per_pixel
         Elements of the largest input of the network's convolutions per input pixel, by
-        kernel: ``{"1x1": ..., "kxk": ...}`` (``kxk``: any larger kernel). On CPUs without
+        kernel: ``{"1x1": ..., "kxk": ...}`` (``kxk``: any larger kernel), and
+        ``"features"``, the most input features of a ``kxk`` convolution. On CPUs without
         AVX-512, tiles are capped so that these stay below what oneDNN's fast
-        convolution code takes (``xsr4rs.tiling.AVX2_CONV_INPUT_LIMITS``).
+        convolution code takes (``xsr4rs.tiling.conv_tile_cap``).
     name, description, provenance
         Free text and a dict saying where the model comes from.
     """
@@ -140,11 +141,12 @@ class ModelMetadata:
         conv = self.conv_input_elements_per_pixel
         if conv is not None and not (
             isinstance(conv, dict)
-            and set(conv) <= {"1x1", "kxk"}
+            and set(conv) <= {"1x1", "kxk", "features"}
             and all(isinstance(v, int | float) and 0 <= v < float("inf") for v in conv.values())
         ):
             raise bad(
-                "conv_input_elements_per_pixel must map '1x1' and/or 'kxk' to numbers >= 0, "
+                "conv_input_elements_per_pixel must map '1x1', 'kxk' and/or 'features' to "
+                "numbers >= 0, "
                 f"got {conv!r}"
             )
         if not isinstance(self.crop, int) or self.crop < 0:

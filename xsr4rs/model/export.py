@@ -122,7 +122,8 @@ def export_model(
 
 def conv_inputs_per_pixel(keras_model: Any, bands: int) -> dict[str, float] | None:
     """Size of the largest input of the model's 1x1 and of its larger convolutions, per
-    input pixel (``{"1x1": ..., "kxk": ...}``), from a call on a 16 x 16 tile.
+    input pixel, and the most input features of the larger ones (``{"1x1": ..., "kxk":
+    ..., "features": ...}``), from a call on a 16 x 16 tile.
 
     Any layer with a 4-D kernel counts as a 2-D convolution (Keras's ``Conv2D``,
     transposed, depthwise and separable ones, and custom layers), nested models included,
@@ -132,7 +133,7 @@ def conv_inputs_per_pixel(keras_model: Any, bands: int) -> dict[str, float] | No
     import keras
     import numpy as np
 
-    found: dict[str, float] = {"1x1": 0.0, "kxk": 0.0}
+    found: dict[str, float] = {"1x1": 0.0, "kxk": 0.0, "features": 0.0}
     try:
         for layer in keras_model.layers:
             if isinstance(layer, keras.Model):
@@ -153,6 +154,8 @@ def conv_inputs_per_pixel(keras_model: Any, bands: int) -> dict[str, float] | No
             values = values if isinstance(values, list | tuple) else [values]
             for (_, kind), value in zip(convs, values, strict=True):
                 found[kind] = max(found[kind], float(np.prod(value.shape[1:])) / 256)
+                if kind == "kxk":
+                    found["features"] = max(found["features"], float(value.shape[-1]))
     except Exception:
         return None
     return found

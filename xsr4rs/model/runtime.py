@@ -126,7 +126,9 @@ class Runtime:
 
     def conv_inputs_per_pixel(self, bands: int, side: int = 64) -> dict[str, float] | None:
         """Largest input of the graph's 1x1 and larger convolutions, in elements per input
-        pixel, by static shape inference on a ``side`` x ``side`` input (nothing runs).
+        pixel, and the most input features of the larger ones (the keys of
+        ``ModelMetadata.conv_input_elements_per_pixel``), by static shape inference on a
+        ``side`` x ``side`` input (nothing runs).
 
         This sees the convolutions of graphs that hold them directly, as TF1 SavedModels
         do (SR4RS's); convolutions inside called functions (Keras exports) are not
@@ -136,7 +138,7 @@ class Runtime:
         feeds = [t for t in self.fn.inputs if t.dtype != tf.resource]
         if len(feeds) != 1:
             return None
-        found = {"1x1": 0.0, "kxk": 0.0}
+        found = {"1x1": 0.0, "kxk": 0.0, "features": 0.0}
         seen = False
         try:
             graph_def = self.fn.graph.as_graph_def()
@@ -154,6 +156,8 @@ class Runtime:
                     kind = "1x1" if tuple(kernel[:2]) == (1, 1) else "kxk"
                     size = float(np.prod(image.shape[1:])) / side**2
                     found[kind] = max(found[kind], size)
+                    if kind == "kxk":
+                        found["features"] = max(found["features"], float(image.shape[-1]))
                     seen = True
         except Exception:  # an unusual graph: no cap rather than a failed load
             return None
