@@ -88,6 +88,19 @@ def test_avx512_convolutions(flags, cap, fast):
     assert avx512_convolutions(flags, cap) is fast
 
 
+@pytest.mark.parametrize(
+    ("value", "on"), [(None, True), ("1", True), ("0", False), ("false", False), (" FALSE ", False)]
+)
+def test_onednn_enabled_follows_tf_enable_onednn_opts(value, on, monkeypatch):
+    from xsr4rs._tf import onednn_enabled
+
+    if value is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", value)
+    assert onednn_enabled() is on
+
+
 @pytest.mark.parametrize("value", [0, -3, 2.5, "8", True, None])
 def test_check_positive_int_rejects(value):
     with pytest.raises(ParameterError, match="chunk"):
