@@ -20,7 +20,7 @@ import numpy as np
 
 from xsr4rs.consistency import project
 from xsr4rs.exceptions import InputError, ModelError, NonFiniteOutputError, XSRError
-from xsr4rs.model.runtime import bands_first
+from xsr4rs.model.runtime import bands_first, first_line, shape_related
 from xsr4rs.nodata import invalid_mask, set_masked, to_output_dtype
 from xsr4rs.progress import COUNTER
 from xsr4rs.tiling import output_chunks, split_axis
@@ -322,11 +322,15 @@ def _call(model: Model, tile: np.ndarray, spec: BlockSpec, crop: int) -> np.ndar
     except XSRError:  # the adapter's own errors (input out of the model's type...) say it all
         raise
     except Exception as err:  # TensorFlow's errors: say which tile and what to try
-        text = str(err).strip().splitlines()
+        message = first_line(err)
+        hint = (
+            ". If it needs tile sizes divisible by some number, choose tile= and chunks= "
+            "accordingly"
+            if shape_related(message)
+            else ""
+        )
         raise ModelError(
-            f"the model failed on a tile of shape {shape}: "
-            f"{text[0] if text else type(err).__name__}. If it needs tile sizes "
-            "divisible by some number, choose tile= and chunks= accordingly"
+            f"the model failed on a tile of shape {shape}: {message.rstrip('.')}{hint}"
         ) from err
     channels = spec.out_bands * (2 if spec.ensemble else 1)
     expected = (shape[0], spec.scale * shape[1], spec.scale * shape[2], channels)

@@ -808,3 +808,74 @@ def test_failure_waits_for_blocks_in_flight(crop, out_dir, name):
     assert os.listdir(out_dir) == []
     time.sleep(2)  # what a block still in flight would have written by now
     assert os.listdir(out_dir) == [], f"left {os.listdir(out_dir)}"
+
+
+@pytest.fixture(scope="module")
+def failing_models(tmp_path_factory) -> dict[str, str]:
+    """Plain x2 SavedModels that fail inside TensorFlow: one on tiles of odd size (a
+    space-to-depth of block 2), one on values above 500 (a graph assertion)."""
+    from xsr4rs._tf import import_tf
+
+    tf = import_tf()
+    spec = [tf.TensorSpec([None, None, None, 4], tf.float32)]
+
+    class Odd(tf.Module):
+        @tf.function(input_signature=spec)
+        def __call__(self, x):
+            check = tf.reduce_sum(tf.nn.space_to_depth(x, 2))
+            return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2) + 0.0 * check
+
+    class Bright(tf.Module):
+        @tf.function(input_signature=spec)
+        def __call__(self, x):
+            ok = tf.debugging.Assert(tf.reduce_max(x) < 500.0, ["values too large for this model"])
+            with tf.control_dependencies([ok]):
+                return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+
+    root = tmp_path_factory.mktemp("failing")
+    paths = {"odd": str(root / "odd"), "bright": str(root / "bright")}
+    tf.saved_model.save(Odd(), paths["odd"])
+    tf.saved_model.save(Bright(), paths["bright"])
+    return paths
+
+
+def test_a_model_failing_on_odd_tiles_says_why_and_what_to_try(
+    capsys, s2_paths, tmp_path, out_dir, failing_models
+):
+    """TensorFlow's own reason (not its "Graph execution error:" preamble) in one line,
+    with the hint about tile sizes; nothing written."""
+    odd = _crop(s2_paths, tmp_path / "odd.tif", Window(450, 650, 401, 301))
+    rc, err = run(
+        capsys,
+        "upscale",
+        odd,
+        out_dir / "o.tif",
+        "-m",
+        failing_models["odd"],
+        "--halo",
+        "2",
+        "--no-progress",
+    )
+    line = one_error(rc, err)
+    assert "failed on a tile of shape (1, 305, 405, 4)" in line, line
+    assert "should be divisible by block_size: 2" in line and "Graph execution" not in line
+    assert "choose tile= and chunks= accordingly" in line
+    assert os.listdir(out_dir) == []
+
+
+def test_a_model_failing_on_values_gets_no_tile_size_hint(capsys, crop, out_dir, failing_models):
+    rc, err = run(
+        capsys,
+        "upscale",
+        crop,
+        out_dir / "o.tif",
+        "-m",
+        failing_models["bright"],
+        "--halo",
+        "2",
+        "--no-progress",
+    )
+    line = one_error(rc, err)
+    assert "values too large for this model" in line, line
+    assert "tile=" not in line and "Graph execution" not in line
+    assert os.listdir(out_dir) == []

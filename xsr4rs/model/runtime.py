@@ -205,9 +205,25 @@ class Runtime:
         return out.numpy().astype(np.float32, copy=False)
 
 
+#: Lines of TensorFlow's error text that say where, not what.
+_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ")
+
+
 def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The line of ``err`` that says what went wrong: its first, past TensorFlow's
+    "Graph execution error:" preamble and node locations."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if not line.startswith(_TF_NOISE) and not line.startswith("[["):
+            return line
+    return lines[0] if lines else type(err).__name__
+
+
+def shape_related(message: str) -> bool:
+    """Whether a model's error message is about tensor sizes (odd tiles and the like)."""
+    words = ("shape", "divisible", "dimension", "size", "incompatible")
+    return any(w in message.lower() for w in words)
 
 
 def stamp_of(path: str) -> tuple[int, int]:
