@@ -35,22 +35,18 @@ def main() -> None:
     args = p.parse_args()
 
     import xsr4rs
-    from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_enabled, onednn_isa_cap
     from xsr4rs.cli import main as cli
     from xsr4rs.io import open_raster
-    from xsr4rs.tiling import conv_tile_cap, regular_chunks, split_axis
+    from xsr4rs.tiling import regular_chunks, split_axis
+    from xsr4rs.upscale import choose_tile
 
     if args.model:
         model = xsr4rs.load_model(args.model)
     else:
         model = sr4rs_like(filters=args.filters, blocks=args.blocks)
     h, s = model.halo, model.scale
-    # the tile the CLI uses: on a CPU without AVX-512, capped below oneDNN's slow path
-    tile = args.tile
-    conv = model.metadata.conv_input_elements_per_pixel
-    if conv and onednn_enabled() and not avx512_convolutions(cpu_flags(), onednn_isa_cap()):
-        cap = conv_tile_cap(h, conv) or tile
-        tile = min(tile, cap) if cap >= 64 else tile
+    # the tile the CLI uses (on a CPU without AVX-512, capped below oneDNN's slow path)
+    tile = choose_tile(args.tile, model.metadata, h)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.tif"
         da = open_raster("sample:s2")

@@ -363,7 +363,7 @@ def _upscale_array(
     fill_values = _fill(fill, meta.fill_values, n_bands)
 
     ychunks, xchunks = _chunk_plan(work, band, lay, chunks, h)
-    tile = _tile(tile, meta, h)
+    tile = choose_tile(tile, meta, h)
     if work.chunks is None:  # numpy or lazily indexed file data: chunk without loading it
         work = work.chunk({**{d: 1 for d in lay.lead}, band: -1, lay.y: ychunks, lay.x: xchunks})
     spec = BlockSpec(
@@ -541,8 +541,9 @@ def _fill(
     return values.copy()
 
 
-def _tile(tile: int | None, meta: Any, halo: int) -> int:
-    """The tile side: asked for, or the model's, or the default; capped by tensor size."""
+def choose_tile(tile: int | None, meta: Any, halo: int) -> int:
+    """The tile side: asked for, or the model's, or the default; capped by tensor size,
+    and on CPUs without AVX-512 by oneDNN's limits (what ``upscale`` and the CLI use)."""
     asked = tile is not None
     tile = check_positive_int("tile", tile if asked else (meta.tile or DEFAULT_TILE))
     if meta.tensor_elements_per_pixel:
