@@ -839,43 +839,30 @@ def failing_models(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
+def _failing_run(capsys, src: Path, out_dir: Path, model: str) -> str:
+    """The error line of ``xsr4rs upscale`` with ``model`` (halo 2, no measurement),
+    checked to leave nothing in ``out_dir``."""
+    rc, err = run(
+        capsys, "upscale", src, out_dir / "o.tif", "-m", model, "--halo", "2", "--no-progress"
+    )
+    line = one_error(rc, err)
+    assert os.listdir(out_dir) == []
+    return line
+
+
 def test_a_model_failing_on_odd_tiles_says_why_and_what_to_try(
     capsys, s2_paths, tmp_path, out_dir, failing_models
 ):
     """TensorFlow's own reason (not its "Graph execution error:" preamble) in one line,
     with the hint about tile sizes; nothing written."""
     odd = _crop(s2_paths, tmp_path / "odd.tif", Window(450, 650, 401, 301))
-    rc, err = run(
-        capsys,
-        "upscale",
-        odd,
-        out_dir / "o.tif",
-        "-m",
-        failing_models["odd"],
-        "--halo",
-        "2",
-        "--no-progress",
-    )
-    line = one_error(rc, err)
+    line = _failing_run(capsys, odd, out_dir, failing_models["odd"])
     assert "failed on a tile of shape (1, 305, 405, 4)" in line, line
     assert "should be divisible by block_size: 2" in line and "Graph execution" not in line
     assert "choose tile= and chunks= accordingly" in line
-    assert os.listdir(out_dir) == []
 
 
 def test_a_model_failing_on_values_gets_no_tile_size_hint(capsys, crop, out_dir, failing_models):
-    rc, err = run(
-        capsys,
-        "upscale",
-        crop,
-        out_dir / "o.tif",
-        "-m",
-        failing_models["bright"],
-        "--halo",
-        "2",
-        "--no-progress",
-    )
-    line = one_error(rc, err)
+    line = _failing_run(capsys, crop, out_dir, failing_models["bright"])
     assert "values too large for this model" in line, line
     assert "tile=" not in line and "Graph execution" not in line
-    assert os.listdir(out_dir) == []

@@ -321,6 +321,15 @@ def test_global_model_rejected_unless_halo_given(tmp_path):
     assert handle.halo == 4 and handle.metadata.provenance["halo_measured"] is None
 
 
+#: A fresh interpreter's run of a model (argv[1]) on a fixed 64 x 48 x 3 tile, saved to argv[2].
+SAVE_OUTPUT = (
+    "import sys, numpy as np, xsr4rs\n"
+    "m = xsr4rs.load_model(sys.argv[1])\n"
+    "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
+    "np.save(sys.argv[2], m(x))\n"
+)
+
+
 def _run_in_process(code: str, env: dict, *args: str, stderr: bool = False) -> str:
     """Run ``code`` in a fresh interpreter (process-wide TensorFlow settings) with ``env``."""
     import os
@@ -344,17 +353,11 @@ def test_bf16_is_active_where_the_cpu_has_it_and_says_so_where_not(test_model, t
     changes nothing and the output is fp32's."""
     from xsr4rs._tf import bf16_note, cpu_flags, onednn_isa_cap
 
-    code = (
-        "import sys, numpy as np, xsr4rs\n"
-        "m = xsr4rs.load_model(sys.argv[1])\n"
-        "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
-        "np.save(sys.argv[2], m(x))\n"
-    )
     said = {}
     for precision in ("fp32", "bf16"):
         out = str(tmp_path / f"{precision}.npy")
         said[precision] = _run_in_process(
-            code, {"XSR4RS_PRECISION": precision}, test_model.path, out, stderr=True
+            SAVE_OUTPUT, {"XSR4RS_PRECISION": precision}, test_model.path, out, stderr=True
         )
     fp32, bf16 = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "bf16.npy")
     rel = np.abs(bf16 - fp32).max() / np.abs(fp32).max()
@@ -401,18 +404,12 @@ def test_bf16_note_honours_a_onednn_isa_cap(cap, says):
 def test_bf16_under_an_avx2_cap_runs_fp32_with_a_warning(test_model, tmp_path):
     """A real process with oneDNN capped to AVX2 and XSR4RS_PRECISION=bf16: the model runs
     (in float32, equal to an uncapped fp32 run within float tolerance) and says why."""
-    code = (
-        "import sys, numpy as np, xsr4rs\n"
-        "m = xsr4rs.load_model(sys.argv[1])\n"
-        "x = np.random.default_rng(0).uniform(0, 1000, (1, 64, 48, 3)).astype('float32')\n"
-        "np.save(sys.argv[2], m(x))\n"
-    )
     runs = {"capped": {"ONEDNN_MAX_CPU_ISA": "AVX2", "XSR4RS_PRECISION": "bf16"}}
     runs["fp32"] = {"XSR4RS_PRECISION": "fp32"}
     said = {}
     for name, env in runs.items():
         said[name] = _run_in_process(
-            code, env, test_model.path, str(tmp_path / f"{name}.npy"), stderr=True
+            SAVE_OUTPUT, env, test_model.path, str(tmp_path / f"{name}.npy"), stderr=True
         )
     capped, fp32 = np.load(tmp_path / "capped.npy"), np.load(tmp_path / "fp32.npy")
     np.testing.assert_allclose(capped, fp32, rtol=1e-4, atol=1e-2)
