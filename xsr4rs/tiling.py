@@ -114,6 +114,26 @@ def max_tile(halo: int, elements_per_pixel: float, *, limit: int = TF_TENSOR_LIM
     return max(side - 2 * halo, 1)
 
 
+def conv_input_sizes(
+    convs: Sequence[tuple[Sequence[int], Sequence[int]]], pixels: int
+) -> dict[str, float]:
+    """The ``conv_input_elements_per_pixel`` of a model from its convolutions, each given
+    as (kernel ``(kh, kw)``, input shape ``(h, w, features)``) measured on an input of
+    ``pixels`` pixels: the largest 1x1 and larger (``kxk``) inputs per input pixel, and
+    the most input features of the ``kxk`` ones.
+
+    >>> conv_input_sizes([((3, 3), (16, 16, 4)), ((1, 1), (64, 64, 8))], 256)
+    {'1x1': 128.0, 'kxk': 4.0, 'features': 4.0}
+    """
+    found = {"1x1": 0.0, "kxk": 0.0, "features": 0.0}
+    for kernel, shape in convs:
+        kind = "1x1" if tuple(kernel) == (1, 1) else "kxk"
+        found[kind] = max(found[kind], math.prod(shape) / pixels)
+        if kind == "kxk":
+            found["features"] = max(found["features"], float(shape[-1]))
+    return found
+
+
 def conv_tile_cap(halo: int, conv_inputs: dict[str, float]) -> int | None:
     """Largest square tile core whose convolution inputs stay below oneDNN's GEMM limits
     on CPUs without AVX-512 (`AVX2_CONV_INPUT_LIMITS`); ``None`` when nothing caps it.

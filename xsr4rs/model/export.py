@@ -130,32 +130,40 @@ def conv_inputs_per_pixel(keras_model: Any, bands: int) -> dict[str, float] | No
     measured at the resolution of the outer input. ``None`` where the layers' inputs
     cannot be reached (subclassed models, layers called more than once).
     """
+    from xsr4rs.tiling import conv_input_sizes
+
+    convs = _conv_inputs(keras_model, bands)
+    return None if convs is None else conv_input_sizes(convs, 256)
+
+
+def _conv_inputs(keras_model: Any, bands: int) -> list[tuple[Any, Any]] | None:
+    """(kernel (kh, kw), input shape) of every convolution of ``keras_model`` and of its
+    nested models, on a 16 x 16 input; ``None`` where they cannot be reached."""
     import keras
     import numpy as np
 
-    found: dict[str, float] = {"1x1": 0.0, "kxk": 0.0, "features": 0.0}
+    found: list[tuple[Any, Any]] = []
     try:
         for layer in keras_model.layers:
             if isinstance(layer, keras.Model):
-                inner = conv_inputs_per_pixel(layer, layer.input.shape[-1])
+                inner = _conv_inputs(layer, layer.input.shape[-1])
                 if inner is None:
                     return None
-                for kind, size in inner.items():
-                    found[kind] = max(found[kind], size)
+                found += inner
         # a convolution is a layer with a 4-D kernel (kh, kw, ...): Keras's own and custom ones
         convs = []
         for layer in keras_model.layers:
             kernels = [w.shape for w in layer.weights if len(w.shape) == 4]
             if kernels and not isinstance(layer, keras.Model):
-                convs.append((layer, "1x1" if tuple(kernels[0][:2]) == (1, 1) else "kxk"))
+                convs.append((layer, tuple(kernels[0][:2])))
         if convs:
             probe = keras.Model(keras_model.input, [layer.input for layer, _ in convs])
             values = probe(np.zeros((1, 16, 16, bands), dtype="float32"))
             values = values if isinstance(values, list | tuple) else [values]
-            for (_, kind), value in zip(convs, values, strict=True):
-                found[kind] = max(found[kind], float(np.prod(value.shape[1:])) / 256)
-                if kind == "kxk":
-                    found["features"] = max(found["features"], float(value.shape[-1]))
+            found += [
+                (kernel, tuple(value.shape[1:]))
+                for (_, kernel), value in zip(convs, values, strict=True)
+            ]
     except Exception:
         return None
     return found

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from xsr4rs.exceptions import InputError, ModelError
+from xsr4rs.tiling import conv_input_sizes
 
 
 def output_key(name: str, outputs: list[str]) -> str:
@@ -138,8 +139,7 @@ class Runtime:
         feeds = [t for t in self.fn.inputs if t.dtype != tf.resource]
         if len(feeds) != 1:
             return None
-        found = {"1x1": 0.0, "kxk": 0.0, "features": 0.0}
-        seen = False
+        convs = []
         try:
             graph_def = self.fn.graph.as_graph_def()
             with tf.Graph().as_default() as graph:
@@ -151,17 +151,11 @@ class Runtime:
                     # a transposed convolution's image is its third input
                     image = op.inputs[2] if op.type == "Conv2DBackpropInput" else op.inputs[0]
                     kernel = op.inputs[1].shape
-                    if not image.shape.is_fully_defined() or kernel.rank != 4:
-                        continue
-                    kind = "1x1" if tuple(kernel[:2]) == (1, 1) else "kxk"
-                    size = float(np.prod(image.shape[1:])) / side**2
-                    found[kind] = max(found[kind], size)
-                    if kind == "kxk":
-                        found["features"] = max(found["features"], float(image.shape[-1]))
-                    seen = True
+                    if image.shape.is_fully_defined() and kernel.rank == 4:
+                        convs.append((tuple(kernel[:2]), tuple(image.shape[1:])))
         except Exception:  # an unusual graph: no cap rather than a failed load
             return None
-        return found if seen else None
+        return conv_input_sizes(convs, side**2) if convs else None
 
     def every(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for the float32 input ``x``, from one run of the model."""
@@ -206,7 +200,13 @@ class Runtime:
 
 
 #: Lines of TensorFlow's error text that say where, not what.
-_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ")
+_TF_NOISE = (
+    "Graph execution error",
+    "Detected at node",
+    "<stack traces unavailable>",
+    "File ",
+    "[[",
+)
 
 
 def first_line(err: BaseException) -> str:
@@ -215,7 +215,7 @@ def first_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).strip().splitlines()]
     lines = [line for line in lines if line]
     for line in lines:
-        if not line.startswith(_TF_NOISE) and not line.startswith("[["):
+        if not line.startswith(_TF_NOISE):
             return line
     return lines[0] if lines else type(err).__name__
 
