@@ -43,3 +43,35 @@ def test_default_radii():
     assert ARCHITECTURES["sr4rs"].receptive_radius() == 37
     assert ARCHITECTURES["light"].receptive_radius() == 15
     assert ARCHITECTURES["lca"].receptive_radius() == 21
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_inference_form_has_the_same_outputs(name):
+    """What an export carries (`for_inference`) computes what was trained, weight for
+    weight: the light generators' last 1x1 convolution moved before the depth-to-space."""
+    from xsr4rs.training.archs import for_inference
+
+    config = {"filters": 8, "blocks": 2}
+    net = ARCHITECTURES[name].build(3, **config)
+    rng = np.random.default_rng(2)
+    net.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in net.get_weights()])
+    lean = for_inference(net, name, **config)
+    assert (lean is net) == (ARCHITECTURES[name].build_lean is None)
+    x = rng.uniform(-1, 1, (2, 9, 11, 3)).astype("float32")
+    for want, got in zip(net(x), lean(x), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+def test_ratio_bound_keeps_each_pixel_within_its_input_pixel_bounds():
+    from xsr4rs.training.archs import _extra_layers
+
+    _, _, RatioBound = _extra_layers()
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 4, (2, 5, 7, 3)).astype("float32")
+    x[0, 1, 2] = 0.0
+    y = rng.uniform(-8, 16, (2, 15, 21, 3)).astype("float32")
+    got = np.asarray(RatioBound(3, 0.25, 4.0)([y, x]))
+    up = x.repeat(3, 1).repeat(3, 2)
+    want = np.where(up > 0, np.clip(y, 0.25 * up, 4.0 * up), y)
+    np.testing.assert_array_equal(got, want)
+    assert (got != y).any() and (got == y).any()

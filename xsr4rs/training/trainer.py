@@ -232,7 +232,7 @@ class _Run:
         return meta
 
     def _build(self) -> None:
-        from xsr4rs.training.archs import ARCHITECTURES, build_discriminator, wrap_for_export
+        from xsr4rs.training.archs import ARCHITECTURES, build_discriminator
         from xsr4rs.training.losses import VGGFeatures
 
         tf, keras, cfg = self.tf, self.keras, self.cfg
@@ -285,14 +285,30 @@ class _Run:
                 self._load_exported_weights()
             if self.ema is not None:
                 self.ema.set_weights(self.gen.get_weights())
-        # the (EMA) generator between the scalings: validated, previewed and exported
-        self.product = wrap_for_export(
-            self.ema if self.ema is not None else self.gen,
+        # the (EMA) generator between the scalings: validated and previewed; the export
+        # carries the same in its inference form (`_exported`)
+        self.product = self._wrapped(self.ema if self.ema is not None else self.gen)
+
+    def _wrapped(self, generator: Any) -> Any:
+        from xsr4rs.training.archs import wrap_for_export
+
+        bound = self.cfg.model.bound
+        return wrap_for_export(
+            generator,
             self.scaling["offset"],
             self.scaling["factor"],
-            bound=tuple(cfg.model.bound) if cfg.model.bound else None,
+            bound=tuple(bound) if bound else None,
             factor=self.scale,
         )
+
+    def _exported(self) -> Any:
+        """The product in the form an export carries: same weights and outputs, less
+        memory per call (`archs.for_inference`)."""
+        from xsr4rs.training.archs import for_inference
+
+        generator = self.ema if self.ema is not None else self.gen
+        lean = for_inference(generator, self.cfg.model.arch, **self._arch_kwargs())
+        return self.product if lean is generator else self._wrapped(lean)
 
     def _load_exported_weights(self) -> None:
         meta = self._init_metadata()
@@ -604,7 +620,7 @@ class _Run:
         cfg = self.cfg
         sources = [s.name for s in self.sampler.sources]
         export_model(
-            self.product,
+            self._exported(),
             path,
             scale=self.scale,
             bands=self.band_names,
