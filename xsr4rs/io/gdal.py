@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,12 @@ class _Records(logging.Handler):
             return
         if text not in self.messages:
             self.messages.append(text)
+
+
+def cache_limit(nbytes: int) -> dict[str, int]:
+    """``GDAL_CACHEMAX`` bounded to ``nbytes``, as options of a ``rasterio.Env``, unless
+    the user set it in the environment (theirs wins)."""
+    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": nbytes}
 
 
 @contextlib.contextmanager

@@ -32,9 +32,9 @@ def sampling_env() -> Any:
     """GDAL's settings while a sample of an input is read: a small block cache."""
     import rasterio
 
-    if "GDAL_CACHEMAX" in os.environ:
-        return rasterio.Env()
-    return rasterio.Env(GDAL_CACHEMAX=SAMPLE_CACHE_BYTES)
+    from xsr4rs.io.gdal import cache_limit
+
+    return rasterio.Env(**cache_limit(SAMPLE_CACHE_BYTES))
 
 
 def sample_scene_paths() -> list[str]:
