@@ -145,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         "faster, slightly different output); sets XSR4RS_PRECISION=bf16",
     )
     up.add_argument(
+        "--idle-io",
+        action="store_true",
+        help="read, compress and write only on cores the model leaves free (Linux "
+        "SCHED_IDLE): faster on a machine given to the run, but stalls while other "
+        "processes keep every core busy; sets XSR4RS_IO_PRIORITY=idle",
+    )
+    up.add_argument(
         "--resources",
         metavar="NAME=N",
         nargs="+",
@@ -282,6 +289,7 @@ def _upscale(args: argparse.Namespace) -> int:
         check_output,
         input_paths,
         open_raster,
+        priority,
         write_all,
     )
     from xsr4rs.io.gdal import parse_creation_options
@@ -312,6 +320,9 @@ def _upscale(args: argparse.Namespace) -> int:
         check_positive_int("--tile", args.tile)
     if args.bf16:  # read when TensorFlow is imported, here and in local workers
         os.environ["XSR4RS_PRECISION"] = "bf16"
+    if args.idle_io:
+        os.environ[priority.ENV] = "idle"
+    priority.requested()  # a bad XSR4RS_IO_PRIORITY fails here, before any work
     da = open_raster(
         inputs if len(inputs) > 1 else inputs[0], bands=args.bands, chunks=chunk, nodata=args.nodata
     )

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xsr4rs.io import priority
+
 
 class OpenGeoTIFF:
     """A dask ``store`` target: ``target[band, rows, cols] = block`` writes a window."""
@@ -84,7 +86,8 @@ def open_geotiff(
         # rioxarray writes the metadata; SPARSE_OK: no tile of the template is written
         da.rio.to_raster(template, driver="GTiff", compute=False, lock=True, sparse_ok=True)
         with rasterio.open(template) as src:
-            profile = {**src.profile, **options, "tiled": True, "num_threads": "ALL_CPUS"}
+            threads = priority.gdal_threads()
+            profile = {**src.profile, **options, "tiled": True, "num_threads": threads}
             gcps, gcp_crs = src.gcps
             meta = {
                 "tags": src.tags(),

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from xsr4rs.exceptions import InputError, OutputError, XSRError
-from xsr4rs.io import gdal
+from xsr4rs.io import gdal, priority
 from xsr4rs.io.atomic import atomic_output, check_replaceable
 
 #: Compression of the intermediate GeoTIFF of a COG, rewritten at once: fast.
@@ -470,8 +470,9 @@ def _gdal_env() -> Any:
 
     # GDAL compresses GeoTIFF tiles on all cores (measured: 20.5 s -> 12.2 s for the
     # x4 sample scene)
-    threads = os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
-    return rasterio.Env(GDAL_NUM_THREADS=threads, **gdal.cache_limit(WRITE_CACHE_BYTES))
+    return rasterio.Env(
+        GDAL_NUM_THREADS=priority.gdal_threads(), **gdal.cache_limit(WRITE_CACHE_BYTES)
+    )
 
 
 def _compute(tasks: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
@@ -537,4 +538,9 @@ def _own_pool(collections: list[Any]) -> Any:
     from concurrent.futures import ThreadPoolExecutor
 
     workers = dask.config.get("num_workers", None) or dask.system.CPU_COUNT
-    return ThreadPoolExecutor(workers, thread_name_prefix="xsr4rs-write")
+    if not priority.idle():
+        return ThreadPoolExecutor(workers, thread_name_prefix="xsr4rs-write")
+    priority.model_threads_started()
+    return ThreadPoolExecutor(
+        workers, thread_name_prefix="xsr4rs-write", initializer=priority.lower_this_thread
+    )
