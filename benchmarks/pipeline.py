@@ -6,15 +6,18 @@ tiles (the engine's tiles: core plus the halo on each side, mirror-padded at the
 border), in the same process, alternating the two so that they share the machine's noise.
 A ratio of 1 means reading, halo assembly, no-data handling, casting, compressing and
 writing cost nothing on top of the network. Each output option (default zstd GeoTIFF,
-uncompressed GeoTIFF) gets its own row; the halo overhead (computed pixels that are halo)
-is printed with them.
+uncompressed GeoTIFF; with ``--idle-io``, both under that option) gets its own row, with
+the process CPU seconds and minor page faults of both sides; the halo overhead (computed
+pixels that are halo) is printed with them.
 
-    python benchmarks/pipeline.py [--model s2-rgbn-x4] [--size 1024] [--repeat 2]
+    python benchmarks/pipeline.py [--model s2-rgbn-x4] [--size 1024] [--repeat 2] [--idle-io]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +35,11 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=512)
     p.add_argument("--tile", type=int, default=512, help="tile (capped as the CLI caps it)")
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument(
+        "--idle-io",
+        action="store_true",
+        help="every pipeline run with --idle-io (the warm-up too, which starts GDAL's threads)",
+    )
     args = p.parse_args()
 
     import xsr4rs
@@ -69,43 +77,61 @@ def main() -> None:
         computed = sum((y1 - y0 + 2 * h) * (x1 - x0 + 2 * h) for (y0, y1), (x0, x1) in tiles)
         halo_share = 1 - height * width / computed
 
+        usage: list[resource.struct_rusage] = []
+
         def raw_pass() -> float:
+            usage.append(resource.getrusage(resource.RUSAGE_SELF))
             t0 = time.perf_counter()
             for (y0, y1), (x0, x1) in tiles:
                 tile = values[:, y0 : y1 + 2 * h, x0 : x1 + 2 * h]
                 model(np.ascontiguousarray(tile.transpose(1, 2, 0))[None])
-            return time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            usage.append(resource.getrusage(resource.RUSAGE_SELF))
+            return elapsed
+
+        runs = itertools.count()
 
         def pipeline(options: list[str]) -> float:
+            # a new file each run, as a user's run writes one: replacing the previous
+            # run's 300 MB output (unlinking it) took 0.16 s inside the timing
+            out = Path(tmp) / f"out{next(runs)}.tif"
+            usage.append(resource.getrusage(resource.RUSAGE_SELF))
             t0 = time.perf_counter()
             rc = cli(
                 [
                     "upscale",
                     str(src),
-                    str(Path(tmp) / "out.tif"),
+                    str(out),
                     "--model",
                     model.path,
                     "--chunk",
                     str(args.chunk),
                     "--tile",
                     str(tile),
-                    "--overwrite",
                     "--no-progress",
                     "--no-project",
+                    *(["--idle-io"] if args.idle_io else []),
                     *options,
                 ]
             )
             assert rc == 0
-            return time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            usage.append(resource.getrusage(resource.RUSAGE_SELF))
+            out.unlink()
+            return elapsed
 
         raw_pass()  # first calls of each tile shape are slower: keep them out of both timings
         pipeline([])
         outputs = {"GeoTIFF zstd (default)": [], "GeoTIFF uncompressed": ["--compress", "none"]}
+        if args.idle_io:
+            outputs = {f"{k}, --idle-io": v for k, v in outputs.items()}
         rows = []
         for _ in range(args.repeat):
             for name, options in outputs.items():
+                usage.clear()
                 raw = raw_pass()
                 pipe = pipeline(options)
+                r0, r1, p0, p1 = usage
                 mp = height * width * s * s / 1e6
                 rows.append(
                     {
@@ -118,6 +144,11 @@ def main() -> None:
                         "raw_MP_per_s": mp / raw,
                         "pipeline_MP_per_s": mp / pipe,
                         "efficiency": raw / pipe,
+                        # process CPU seconds and minor page faults of each
+                        "raw_cpu_s": _cpu(r1) - _cpu(r0),
+                        "pipeline_cpu_s": _cpu(p1) - _cpu(p0),
+                        "raw_faults": r1.ru_minflt - r0.ru_minflt,
+                        "pipeline_faults": p1.ru_minflt - p0.ru_minflt,
                     }
                 )
 
@@ -126,6 +157,10 @@ def main() -> None:
         rows,
         {"model": repr(model), "halo": h, "chunk": args.chunk, "tile": tile, "target": ">= 0.95"},
     )
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
