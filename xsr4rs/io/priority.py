@@ -12,12 +12,13 @@ the model's own speed on the same tiles (benchmarks/pipeline.py, 2 cores).
 Off by default, because idle threads get almost nothing while anything else keeps the
 cores busy: another process using every core (0.3 % of a core measured, against 70 % at
 normal priority) stalls the run until it ends. For a machine given to the run alone.
-Linux only; elsewhere the setting is accepted and does nothing. The model's own threads
-keep their priority (TensorFlow starts them before the write's threads, which are
-dropped when the write ends). GDAL's compression threads, started by the first write
-that compresses on several cores, inherit the policy of the thread that started them
-and keep it for the rest of the process: in a long-lived Python session, later GDAL
-compression then also runs on idle cores only.
+Linux only; elsewhere the setting is accepted and does nothing, as it does for the
+workers of a dask cluster (only a write's own thread pool, in one process, is lowered).
+The model's own threads keep their priority (TensorFlow starts them before the write's
+threads, which are dropped when the write ends). GDAL's compression threads, started by
+the first write that compresses on several cores, inherit the policy of the thread that
+started them and keep it for the rest of the process: in a long-lived Python session,
+later GDAL compression then also runs on idle cores only.
 """
 
 from __future__ import annotations
