@@ -13,9 +13,9 @@ x 4 uint16) through buffers of about the tile's size, allocated and freed for ev
 tile. Mapped on their own (a threshold of 1 MiB), each came back from the kernel as
 fresh pages to zero: 360 thousand page faults for the x4 sample scene written with zstd,
 against 110 thousand uncompressed. Below 4 MiB they come from the heaps, and a trim
-threshold of 32 MiB keeps the heaps from handing such buffers back between tiles (43
-thousand faults, 0.6 CPU-seconds less, benchmarks/pipeline.py). ``MALLOC_MMAP_THRESHOLD_``
-and ``MALLOC_TRIM_THRESHOLD_`` in the environment win over these values.
+threshold of 8 MiB keeps the heaps from handing such buffers back between tiles (24-37
+thousand faults, benchmarks/pipeline.py). ``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` in the environment win over these values.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ SCHED_IDLE policy; the model's threads and the file written stay as they were.""
 from __future__ import annotations
 
 import os
-import sys
 
 import dask.array as dsa
 import numpy as np
@@ -58,8 +57,7 @@ def _ticks() -> dict[int, int]:
     return out
 
 
-@linux
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc: Linux only")
+@linux  # also where /proc is
 def test_idle_io_writes_the_same_file_and_the_model_keeps_its_priority(normal_env, crop, tmp_path):
     normal, idle = tmp_path / "normal.tif", tmp_path / "idle.tif"
     common = ["-m", "s2-rgbn-x4", "--chunk", "64", "--no-progress"]

@@ -57,6 +57,12 @@ def cache_limit(nbytes: int) -> dict[str, int]:
     return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": nbytes}
 
 
+def num_threads() -> str:
+    """GDAL's compression threads for a GeoTIFF write: ``GDAL_NUM_THREADS`` when the user
+    set it, else all cores."""
+    return os.environ.get("GDAL_NUM_THREADS") or "ALL_CPUS"
+
+
 @contextlib.contextmanager
 def gdal_messages() -> Iterator[list[str]]:
     """Collect, during the block, the GDAL error and warning messages rasterio logs."""

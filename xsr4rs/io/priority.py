@@ -66,9 +66,3 @@ def model_threads_started() -> None:
         from tensorflow.python.eager import context
 
         context.ensure_initialized()
-
-
-def gdal_threads() -> str:
-    """GDAL's compression threads for a GeoTIFF write: ``GDAL_NUM_THREADS`` when set,
-    else all cores."""
-    return os.environ.get("GDAL_NUM_THREADS") or "ALL_CPUS"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xsr4rs.io import priority
+from xsr4rs.io import gdal
 
 
 class OpenGeoTIFF:
@@ -86,7 +86,7 @@ def open_geotiff(
         # rioxarray writes the metadata; SPARSE_OK: no tile of the template is written
         da.rio.to_raster(template, driver="GTiff", compute=False, lock=True, sparse_ok=True)
         with rasterio.open(template) as src:
-            threads = priority.gdal_threads()
+            threads = gdal.num_threads()
             profile = {**src.profile, **options, "tiled": True, "num_threads": threads}
             gcps, gcp_crs = src.gcps
             meta = {

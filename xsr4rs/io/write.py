@@ -470,9 +470,7 @@ def _gdal_env() -> Any:
 
     # GDAL compresses GeoTIFF tiles on all cores (measured: 20.5 s -> 12.2 s for the
     # x4 sample scene)
-    return rasterio.Env(
-        GDAL_NUM_THREADS=priority.gdal_threads(), **gdal.cache_limit(WRITE_CACHE_BYTES)
-    )
+    return rasterio.Env(GDAL_NUM_THREADS=gdal.num_threads(), **gdal.cache_limit(WRITE_CACHE_BYTES))
 
 
 def _compute(tasks: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
@@ -538,9 +536,8 @@ def _own_pool(collections: list[Any]) -> Any:
     from concurrent.futures import ThreadPoolExecutor
 
     workers = dask.config.get("num_workers", None) or dask.system.CPU_COUNT
-    if not priority.idle():
-        return ThreadPoolExecutor(workers, thread_name_prefix="xsr4rs-write")
-    priority.model_threads_started()
-    return ThreadPoolExecutor(
-        workers, thread_name_prefix="xsr4rs-write", initializer=priority.lower_this_thread
-    )
+    idle = priority.idle()
+    if idle:
+        priority.model_threads_started()
+    initializer = priority.lower_this_thread if idle else None
+    return ThreadPoolExecutor(workers, thread_name_prefix="xsr4rs-write", initializer=initializer)
