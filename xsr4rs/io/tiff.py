@@ -26,8 +26,12 @@ class OpenGeoTIFF:
     """A dask ``store`` target: ``target[band, rows, cols] = block`` writes a window."""
 
     def __init__(self, dataset: Any) -> None:
+        from xsr4rs._malloc import PeriodicTrim
+
         self.dataset = dataset
         self.lock = threading.Lock()
+        # GDAL's per-tile buffers fragment glibc's heaps: return the holes now and then
+        self.trim = PeriodicTrim(1.0)
 
     def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
         from rasterio.windows import Window
@@ -40,6 +44,7 @@ class OpenGeoTIFF:
         window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
         with self.lock:  # one GDAL dataset: one writer at a time
             self.dataset.write(block, window=window, indexes=indexes)
+        self.trim()
 
     def close(self) -> None:
         """Flush and close the file (GDAL writes what its cache still holds)."""
