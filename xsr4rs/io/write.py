@@ -460,7 +460,10 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
 #: GDAL's block cache while reading and writing, in bytes. GDAL keeps the tiles it reads
 #: and writes until its cache is full (by default 5 % of the memory: 1.2 GiB on 24 GiB),
 #: which made the peak memory of a run grow with the image (benchmarks/memory.py); a
-#: bounded cache keeps it flat at no measured cost in speed. ``GDAL_CACHEMAX`` wins.
+#: bounded cache keeps it flat at no measured cost in speed. Not less: each row of input
+#: tiles is read by two or three strips, and a 4-band Sentinel-2 JPEG 2000 input, 10980
+#: pixels wide, decoded its tiles again below about 176 MiB (1.5 times the time with
+#: bicubic at 64 or 128 MB, benchmarks/read_cache.py). ``GDAL_CACHEMAX`` wins.
 WRITE_CACHE_BYTES = 256 * 2**20
 
 
