@@ -6,8 +6,9 @@ split over all cores waits for its slowest part, and a core shared with a compre
 thread makes that part slow. With ``XSR4RS_IO_PRIORITY=idle`` (CLI ``--idle-io``) the
 threads of a write run under Linux's ``SCHED_IDLE`` policy: they get a core only when
 the model's threads leave it free, and give it back as soon as those wake up. On the
-x4 sample scene with zstd output this took the whole run from 0.88-0.95 to 0.96-0.97 of
-the model's own speed on the same tiles (benchmarks/pipeline.py, 2 cores).
+x4 sample scene with zstd output this took the whole run from 0.86-0.93 to 0.93-0.94 of
+the model's own speed on the same tiles, and to 0.96-0.97 with the faster allocator
+setting of `xsr4rs._malloc` (benchmarks/pipeline.py, 2 cores).
 
 Off by default, because idle threads get almost nothing while anything else keeps the
 cores busy: another process using every core (0.3 % of a core measured, against 70 % at
