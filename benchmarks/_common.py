@@ -104,3 +104,41 @@ def sr4rs_like_flops(
     x2 = 4 * (2 * 9 * f * 4 * f)  # second sub-pixel convolution, at x2
     x4 = 16 * (2 * 9 * f * b)  # output convolution, at x4
     return float(px * (lr + x2 + x4))
+
+
+def mosaic(path: Path, size: int, height: int | None = None) -> None:
+    """Mirror-tile the sample scene to ``size`` x ``size`` pixels (``size`` x ``height``
+    when given) in a tiled GeoTIFF, block by block."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from xsr4rs.io import open_raster
+
+    scene = open_raster("sample:s2").values  # (4, 1947, 1933) uint16, 30 MB
+    h, w = scene.shape[1:]
+    reflected = np.pad(scene, ((0, 0), (0, h), (0, w)), mode="symmetric")  # seamless period
+    height = size if height is None else height
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": height,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32618",
+        "transform": Affine(10, 0, 300000, 0, -10, 4300020),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "predictor": 2,
+        "bigtiff": "YES",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.descriptions = ("B04", "B03", "B02", "B08")
+        for row in range(0, height, 512):
+            rows = np.arange(row, min(row + 512, height)) % (2 * h)
+            band = reflected[:, rows]
+            cols = np.arange(size) % (2 * w)
+            dst.write(band[:, :, cols], window=Window(0, row, size, len(rows)))

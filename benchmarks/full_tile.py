@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from _common import machine, report
+from _common import machine, mosaic, report
 
 CHILD = """
 import resource, sys
@@ -30,41 +29,6 @@ rc = main(["upscale", *sys.argv[1:]])
 print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(rc)
 """
-
-
-def mosaic(path: Path, size: int) -> None:
-    """Mirror-tile the sample scene to ``size`` x ``size`` pixels, block by block."""
-    import rasterio
-    from affine import Affine
-    from rasterio.windows import Window
-
-    from xsr4rs.io import open_raster
-
-    scene = open_raster("sample:s2").values  # (4, 1947, 1933) uint16, 30 MB
-    h, w = scene.shape[1:]
-    reflected = np.pad(scene, ((0, 0), (0, h), (0, w)), mode="symmetric")  # seamless period
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": 4,
-        "dtype": "uint16",
-        "crs": "EPSG:32618",
-        "transform": Affine(10, 0, 300000, 0, -10, 4300020),
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "deflate",
-        "predictor": 2,
-        "bigtiff": "YES",
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.descriptions = ("B04", "B03", "B02", "B08")
-        for row in range(0, size, 512):
-            rows = np.arange(row, min(row + 512, size)) % (2 * h)
-            band = reflected[:, rows]
-            cols = np.arange(size) % (2 * w)
-            dst.write(band[:, :, cols], window=Window(0, row, size, len(rows)))
 
 
 def main() -> None:
