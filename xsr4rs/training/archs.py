@@ -87,38 +87,116 @@ def _layers():
             return {**super().get_config(), "block": self.block}
 
     @keras.saving.register_keras_serializable("xsr4rs")
-    class PointwiseAfterDepthToSpace(keras.layers.Layer):
-        """``EqualizedConv2D(filters, 1)(DepthToSpace(block)(x))`` computed in the other
-        order: a 1x1 convolution is per pixel, so the same weights, repeated on the block
-        diagonal, map each of the ``block**2`` sub-pixel feature groups of ``x`` before the
-        depth-to-space. Same weights and the same sums; the feature maps at the fine
-        scale (``filters`` per fine pixel, the largest tensor of a light generator) are
-        never formed, only the ``filters`` outputs are."""
+    class StripedCorrections(keras.layers.Layer):
+        """The light generator's three corrections (at x1, x2 and x4) from its features,
+        with its two x2 stages computed over strips of rows, one strip after the other.
 
-        def __init__(self, filters: int, block: int, **kwargs: Any) -> None:
+        Same weights, in the same order as the training form lists them, and the same
+        sums: each stage is a 3x3 convolution to ``4 * features`` maps, a ReLU and a
+        depth-to-space, and each correction a 1x1 convolution to ``bands``. Whole, the
+        stages' maps are the largest tensors of the network (``4 * features`` values per
+        pixel at x1, then at x2); in strips, no tensor of them holds more than
+        ``budget`` values, whatever the tile, and a strip's rows overlap the next by one
+        row at x1. The last 1x1 convolution runs before the last depth-to-space, its
+        weights repeated for the four sub-pixel positions, so the features at x4 are never
+        formed either; only the ``bands`` corrections are."""
+
+        def __init__(self, bands: int, budget: int = 2**24, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.filters, self.block = filters, block
+            self.bands, self.budget = int(bands), int(budget)
 
         def build(self, input_shape: Any) -> None:
-            features = input_shape[-1] // self.block**2
-            self.scale = math.sqrt(2.0 / features)
-            self.kernel = self.add_weight(
-                shape=(1, 1, features, self.filters), initializer="zeros", name="kernel"
-            )
-            self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+            features = input_shape[-1]
+            self.features = features
+
+            def conv(kernel: int, fan_in: int, out: int, name: str) -> tuple[Any, Any, float]:
+                w = self.add_weight(
+                    shape=(kernel, kernel, fan_in, out), initializer="zeros", name=f"{name}_kernel"
+                )
+                b = self.add_weight(shape=(out,), initializer="zeros", name=f"{name}_bias")
+                return w, b, math.sqrt(2.0 / (kernel**2 * fan_in))
+
+            # the training form's order: both stages (deepest first), then the corrections
+            self.stage2 = conv(3, features, 4 * features, "stage2")
+            self.stage4 = conv(3, features, 4 * features, "stage4")
+            self.corr1 = conv(1, features, self.bands, "correction1")
+            self.corr2 = conv(1, features, self.bands, "correction2")
+            self.corr4 = conv(1, features, self.bands, "correction4")
+
+        def compute_output_shape(self, input_shape: Any) -> list[tuple]:
+            n, h, w, _ = input_shape
+            return [
+                (n, None if h is None else s * h, None if w is None else s * w, self.bands)
+                for s in (1, 2, 4)
+            ]
 
         def call(self, x: Any) -> Any:
-            n = self.block**2
-            w = self.kernel[0, 0] * self.scale
-            diagonal = ops.einsum("ij,fb->ifjb", ops.eye(n, dtype=w.dtype), w)
-            kernel = ops.reshape(diagonal, (1, 1, n * w.shape[0], n * self.filters))
-            y = ops.conv(x, kernel, padding="same") + ops.tile(self.bias, [n])
-            return ops.depth_to_space(y, self.block)
+            import tensorflow as tf
+
+            def weights(conv: tuple[Any, Any, float]) -> tuple[Any, Any]:
+                w, b, scale = conv
+                return tf.cast(w, x.dtype) * scale, tf.cast(b, x.dtype)
+
+            k2, b2 = weights(self.stage2)
+            k4, b4 = weights(self.stage4)
+            c1, d1 = weights(self.corr1)
+            c2, d2 = weights(self.corr2)
+            c4, d4 = weights(self.corr4)
+            # the x4 correction before the depth-to-space: one 1x1 convolution per sub-pixel
+            w = c4[0, 0]
+            diagonal = tf.einsum("ij,fb->ifjb", tf.eye(4, dtype=w.dtype), w)
+            c4 = tf.reshape(diagonal, (1, 1, 4 * self.features, 4 * self.bands))
+            d4 = tf.tile(d4, [4])
+
+            def same(t: Any, kernel: Any, bias: Any) -> Any:
+                return tf.nn.conv2d(t, kernel, 1, "SAME") + bias
+
+            def rows_valid(t: Any, kernel: Any, bias: Any, top: Any, bottom: Any) -> Any:
+                """A 3x3 convolution of ``t`` padded with ``top`` and ``bottom`` rows of
+                zeros and one column each side, keeping only the rows it computes whole."""
+                t = tf.pad(t, [[0, 0], [top, bottom], [1, 1], [0, 0]])
+                return tf.nn.relu(tf.nn.conv2d(t, kernel, 1, "VALID") + bias)
+
+            shape = tf.shape(x)
+            n, h, width = shape[0], shape[1], shape[2]
+            widest = n * 16 * width * self.features  # a strip's x4 stage, per input row
+            rows = tf.maximum(8, self.budget // tf.maximum(widest, 1))
+            strips = (h + rows - 1) // rows
+
+            def strip(i: Any, out2: Any, out4: Any) -> tuple[Any, Any, Any]:
+                start = i * rows
+                stop = tf.minimum(start + rows, h)
+                # the x2 stage for input rows [a, b): the strip and one row each side
+                a, b = tf.maximum(start - 1, 0), tf.minimum(stop + 1, h)
+                lo, hi = tf.maximum(a - 1, 0), tf.minimum(b + 1, h)
+                y = rows_valid(x[:, lo:hi], k2, b2, lo - (a - 1), (b + 1) - hi)
+                y = tf.nn.depth_to_space(y, 2)  # rows [2a, 2b) at x2
+                own = y[:, 2 * (start - a) : 2 * (stop - a)]
+                corr2 = tf.nn.conv2d(own, c2, 1, "SAME") + d2
+                # the x4 stage for x2 rows [2 start, 2 stop), from one row each side
+                top, bottom = tf.maximum(2 * start - 1, 0), tf.minimum(2 * stop + 1, 2 * h)
+                z = y[:, top - 2 * a : bottom - 2 * a]
+                z = rows_valid(z, k4, b4, top - (2 * start - 1), (2 * stop + 1) - bottom)
+                corr4 = tf.nn.conv2d(z, c4, 1, "SAME") + d4
+                # rows first: a TensorArray concatenates along its first axis
+                return (
+                    i + 1,
+                    out2.write(i, tf.transpose(corr2, [1, 0, 2, 3])),
+                    out4.write(i, tf.transpose(corr4, [1, 0, 2, 3])),
+                )
+
+            arrays = [tf.TensorArray(x.dtype, size=strips, infer_shape=False) for _ in range(2)]
+            _, out2, out4 = tf.while_loop(
+                lambda i, *_: i < strips, strip, (0, *arrays), parallel_iterations=1
+            )
+            corr2 = tf.transpose(out2.concat(), [1, 0, 2, 3])
+            corr4 = tf.nn.depth_to_space(tf.transpose(out4.concat(), [1, 0, 2, 3]), 2)
+            return [same(x, c1, d1), corr2, corr4]
 
         def get_config(self) -> dict:
-            return {**super().get_config(), "filters": self.filters, "block": self.block}
+            return {**super().get_config(), "bands": self.bands, "budget": self.budget}
 
-    return keras, EqualizedConv2D, PixelNorm, DepthToSpace, PointwiseAfterDepthToSpace
+    return keras, EqualizedConv2D, PixelNorm, DepthToSpace, StripedCorrections
 
 
 def _extra_layers():
@@ -231,11 +309,12 @@ def build_lca_lean(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
 
 def for_inference(generator: Any, arch: str, **kwargs: int) -> Any:
     """``generator`` (built by ``ARCHITECTURES[arch]`` with ``kwargs``) in the form an
-    export should carry: the light generators compute their last 1x1 convolution before
-    the last depth-to-space, which removes their largest tensor (``filters`` x 16 values
-    per input pixel at x4) and cuts the memory of one model call by a third to a half
-    (benchmarks/model_memory.py). Same weights, same outputs; other architectures are
-    returned as they are."""
+    export should carry: the light generators compute their two x2 stages over strips of
+    rows and their last 1x1 convolution before the last depth-to-space
+    (`StripedCorrections`), so that their largest tensors (``4 * filters`` values per
+    pixel at x1 and at x2, ``filters`` per pixel at x4) are never formed whole; this
+    halves the memory of one model call (benchmarks/model_memory.py). Same weights, in
+    the same order, same outputs; other architectures are returned as they are."""
     lean = ARCHITECTURES[arch].build_lean
     if lean is None:
         return generator
@@ -254,9 +333,9 @@ def build_lca(bands: int, *, filters: int = 32, blocks: int = 6) -> Any:
 
 
 def _light(bands: int, filters: int, blocks: int, *, attention: bool, lean: bool = False) -> Any:
-    """``lean``: the inference form, whose x4 correction is computed before the last
-    depth-to-space (`PointwiseAfterDepthToSpace`); same weights, same outputs."""
-    keras, Conv, _, DepthToSpace, PointwiseAfterDepthToSpace = _layers()
+    """``lean``: the inference form, whose corrections come from `StripedCorrections`;
+    same weights, in the same order, and same outputs."""
+    keras, Conv, _, DepthToSpace, StripedCorrections = _layers()
 
     act = keras.layers.ReLU()
     inp = keras.Input((None, None, bands), name="lr")
@@ -277,14 +356,14 @@ def _light(bands: int, filters: int, blocks: int, *, attention: bool, lean: bool
             correction = Conv(bands, 1, zero_init=True)(features)
         return keras.layers.Add()([base, correction])
 
-    outputs = [product(x, 1)]
-    for level in (2, 4):
-        x = act(Conv(filters * 4, 3)(x))
-        if lean and level == 4:
-            outputs.append(product(None, level, PointwiseAfterDepthToSpace(bands, 2)(x)))
-            break
-        x = DepthToSpace(2)(x)
-        outputs.append(product(x, level))
+    if lean:
+        corrections = StripedCorrections(bands)(x)
+        outputs = [product(None, s, c) for s, c in zip((1, 2, 4), corrections, strict=True)]
+    else:
+        outputs = [product(x, 1)]
+        for level in (2, 4):
+            x = DepthToSpace(2)(act(Conv(filters * 4, 3)(x)))
+            outputs.append(product(x, level))
     name = "lca" if attention else "light"
     return keras.Model(inp, outputs, name=f"{name}_{filters}x{blocks}")
 
