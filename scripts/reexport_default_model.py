@@ -4,8 +4,9 @@
 
 The weights and the metadata stay as they are; only the graph changes, to the one
 `xsr4rs.training.archs` builds now (the inference form of `for_inference`, the bound
-without repeated inputs), and with it the metadata's sizes of the tensors it forms. Before the packaged model is replaced, both are run on the
-sample scene and must agree to float32 rounding; the largest difference is printed.
+without repeated inputs), and with it the metadata's sizes of the tensors it forms.
+Before the packaged model is replaced, both are run on the sample scene and must agree
+to float32 rounding; the largest difference is printed.
 """
 
 from __future__ import annotations

@@ -99,7 +99,12 @@ def _layers():
         ``budget`` values, whatever the tile, and a strip's rows overlap the next by one
         row at x1. The last 1x1 convolution runs before the last depth-to-space, its
         weights repeated for the four sub-pixel positions, so the features at x4 are never
-        formed either; only the ``bands`` corrections are."""
+        formed either; only the ``bands`` corrections are.
+
+        An export's tensor sizes (``tensor_elements_per_pixel``, the tile caps of
+        `xsr4rs.tiling`) see this layer's input and outputs only: its strips stay near
+        ``budget`` values (at least 8 rows), far below TensorFlow's 2**31 limit and
+        oneDNN's convolution limits without AVX-512, at any useful tile."""
 
         def __init__(self, bands: int, budget: int = 2**24, **kwargs: Any) -> None:
             super().__init__(**kwargs)
