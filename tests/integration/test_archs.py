@@ -45,8 +45,11 @@ def test_default_radii():
     assert ARCHITECTURES["lca"].receptive_radius() == 21
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-@pytest.mark.parametrize("budget", [None, 1])
+@pytest.mark.parametrize(
+    ("name", "budget"),
+    [(name, None) for name in sorted(ARCHITECTURES)]
+    + [(name, 1) for name in sorted(ARCHITECTURES) if ARCHITECTURES[name].build_lean],
+)
 def test_inference_form_has_the_same_outputs(name, budget):
     """What an export carries (`for_inference`) computes what was trained, weight for
     weight, at every scale: the light generators' x2 stages run over strips of rows (with
@@ -60,8 +63,6 @@ def test_inference_form_has_the_same_outputs(name, budget):
     net.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in net.get_weights()])
     lean = for_inference(net, name, **config)
     assert (lean is net) == (ARCHITECTURES[name].build_lean is None)
-    if lean is net and budget is not None:
-        pytest.skip("no strips in this architecture")
     if budget is not None:
         (striped,) = [la for la in lean.layers if type(la).__name__ == "StripedCorrections"]
         striped.budget = budget

@@ -114,19 +114,15 @@ def _layers():
             features = input_shape[-1]
             self.features = features
 
-            def conv(kernel: int, fan_in: int, out: int, name: str) -> tuple[Any, Any, float]:
-                w = self.add_weight(
-                    shape=(kernel, kernel, fan_in, out), initializer="zeros", name=f"{name}_kernel"
-                )
-                b = self.add_weight(shape=(out,), initializer="zeros", name=f"{name}_bias")
-                return w, b, math.sqrt(2.0 / (kernel**2 * fan_in))
+            def conv(filters: int, kernel: int) -> Any:
+                layer = EqualizedConv2D(filters, kernel)
+                layer.build((None, None, None, features))
+                return layer
 
-            # the training form's order: both stages (deepest first), then the corrections
-            self.stage2 = conv(3, features, 4 * features, "stage2")
-            self.stage4 = conv(3, features, 4 * features, "stage4")
-            self.corr1 = conv(1, features, self.bands, "correction1")
-            self.corr2 = conv(1, features, self.bands, "correction2")
-            self.corr4 = conv(1, features, self.bands, "correction4")
+            # the training form's convolutions, in its order: both stages (deepest first),
+            # then the corrections
+            self.stage2, self.stage4 = conv(4 * features, 3), conv(4 * features, 3)
+            self.corr1, self.corr2, self.corr4 = (conv(self.bands, 1) for _ in range(3))
 
         def compute_output_shape(self, input_shape: Any) -> list[tuple]:
             n, h, w, _ = input_shape
@@ -138,9 +134,8 @@ def _layers():
         def call(self, x: Any) -> Any:
             import tensorflow as tf
 
-            def weights(conv: tuple[Any, Any, float]) -> tuple[Any, Any]:
-                w, b, scale = conv
-                return tf.cast(w, x.dtype) * scale, tf.cast(b, x.dtype)
+            def weights(conv: Any) -> tuple[Any, Any]:
+                return conv.kernel * conv.scale, conv.bias
 
             k2, b2 = weights(self.stage2)
             k4, b4 = weights(self.stage4)
@@ -317,9 +312,10 @@ def for_inference(generator: Any, arch: str, **kwargs: int) -> Any:
     export should carry: the light generators compute their two x2 stages over strips of
     rows and their last 1x1 convolution before the last depth-to-space
     (`StripedCorrections`), so that their largest tensors (``4 * filters`` values per
-    pixel at x1 and at x2, ``filters`` per pixel at x4) are never formed whole; this
-    halves the memory of one model call (benchmarks/model_memory.py). Same weights, in
-    the same order, same outputs; other architectures are returned as they are."""
+    pixel at x1 and at x2, ``filters`` per pixel at x4) are never formed whole; one call
+    of the shipped model then holds a fifth (fp32) to a third (bf16) of the memory of the
+    network as trained (benchmarks/model_memory.py). Same weights, in the same order,
+    same outputs; other architectures are returned as they are."""
     lean = ARCHITECTURES[arch].build_lean
     if lean is None:
         return generator
