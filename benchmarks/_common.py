@@ -106,9 +106,10 @@ def sr4rs_like_flops(
     return float(px * (lr + x2 + x4))
 
 
-def mosaic(path: Path, size: int, height: int | None = None) -> None:
+def mosaic(path: Path, size: int, height: int | None = None, bands: int = 4) -> None:
     """Mirror-tile the sample scene to ``size`` x ``size`` pixels (``size`` x ``height``
-    when given) in a tiled GeoTIFF, block by block."""
+    when given) in a tiled GeoTIFF, block by block. With ``bands`` other than 4, band
+    ``i`` is the scene's band ``i % 4`` (B04, B03, B02, B08, B04, ...)."""
     import numpy as np
     import rasterio
     from affine import Affine
@@ -124,7 +125,7 @@ def mosaic(path: Path, size: int, height: int | None = None) -> None:
         "driver": "GTiff",
         "width": size,
         "height": height,
-        "count": 4,
+        "count": bands,
         "dtype": "uint16",
         "crs": "EPSG:32618",
         "transform": Affine(10, 0, 300000, 0, -10, 4300020),
@@ -136,9 +137,11 @@ def mosaic(path: Path, size: int, height: int | None = None) -> None:
         "bigtiff": "YES",
     }
     with rasterio.open(path, "w", **profile) as dst:
-        dst.descriptions = ("B04", "B03", "B02", "B08")
+        names = ("B04", "B03", "B02", "B08")
+        dst.descriptions = tuple(names[i % 4] for i in range(bands))
+        order = np.arange(bands) % 4
         for row in range(0, height, 512):
             rows = np.arange(row, min(row + 512, height)) % (2 * h)
-            band = reflected[:, rows]
+            band = reflected[np.ix_(order, rows)]
             cols = np.arange(size) % (2 * w)
             dst.write(band[:, :, cols], window=Window(0, row, size, len(rows)))

