@@ -36,6 +36,25 @@ def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarra
     return x, y
 
 
+def centres_agree(transform: Affine, x: np.ndarray, y: np.ndarray, tolerance: float = 1e-3) -> bool:
+    """Whether 1-D ``x`` and ``y`` are the `pixel_centres` of ``transform``, within
+    ``tolerance`` of a pixel.
+
+    >>> t = Affine(10, 0, 435730, 0, -10, 4179460)
+    >>> centres_agree(t, np.array([435735.0, 435745.0]), np.array([4179455.0, 4179445.0]))
+    True
+    >>> centres_agree(t, np.array([435735.0, 435745.0]), np.array([4179445.0, 4179455.0]))
+    False
+    """
+    ex, ey = pixel_centres(transform, len(y), len(x))
+    px = max(abs(transform.a), abs(transform.b))
+    py = max(abs(transform.d), abs(transform.e))
+    return bool(
+        np.allclose(np.asarray(x, float), ex, rtol=0, atol=tolerance * px)
+        and np.allclose(np.asarray(y, float), ey, rtol=0, atol=tolerance * py)
+    )
+
+
 def apply(transform: Affine, col: float, row: float) -> tuple[float, float]:
     """Map a (col, row) pixel position to (x, y) with ``transform``."""
     t = transform

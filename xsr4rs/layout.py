@@ -93,6 +93,42 @@ def band_labels(da: xr.DataArray, band: str | None) -> list[Any]:
     return names if len(names) == da.sizes[band] else []
 
 
+def grid_transform(da: xr.DataArray) -> Affine:
+    """The transform of ``da``'s pixel grid, checked against its x/y coordinates.
+
+    rioxarray keeps the transform it read (in ``spatial_ref``) through a selection and
+    uses its pixel size over the coordinates': after ``sortby("y")``, a reversed or
+    strided ``isel``, ``da.rio.transform()`` puts the array at the wrong place. When
+    the coordinates are not that transform's pixel centres, the transform is computed
+    from them; coordinates that are no evenly spaced grid raise `InputError`.
+    """
+    from xsr4rs.geo import centres_agree
+
+    transform = da.rio.transform()
+    if transform.b or transform.d or da.rio.get_gcps():
+        return transform  # rotated, or located by control points: no 1-D grid to check
+    x_dim, y_dim = da.rio.x_dim, da.rio.y_dim
+    if x_dim not in da.coords or y_dim not in da.coords:
+        return transform
+    x, y = da[x_dim].values, da[y_dim].values
+    if x.ndim != 1 or y.ndim != 1 or not x.size or not y.size:
+        return transform
+    if centres_agree(transform, x, y):
+        return transform
+    try:
+        recalculated = da.rio.transform(recalc=True)
+    except Exception:  # noqa: BLE001 - rioxarray cannot make a grid of them: said below
+        recalculated = None
+    if recalculated is not None and centres_agree(recalculated, x, y):
+        return recalculated
+    raise InputError(
+        f"the {x_dim}/{y_dim} coordinates are not an evenly spaced pixel grid (nor the "
+        f"pixel centres of the array's transform {tuple(transform)[:6]}): xsr4rs needs a "
+        "regular grid; select contiguous, evenly spaced pixels, or resample the array "
+        "onto a grid first (e.g. da.rio.reproject)"
+    )
+
+
 def pixel_grid(da: xr.DataArray) -> Affine:
     """The input's transform, corrected for pixel-corner coordinates.
 
@@ -102,7 +138,7 @@ def pixel_grid(da: xr.DataArray) -> Affine:
     after a selection): when the coordinates fall on that grid's pixel corners rather
     than its centres, the first coordinates are the top-left corner.
     """
-    derived = da.rio.transform()
+    derived = grid_transform(da)
     grid = da.attrs.get("transform")
     if not isinstance(grid, Affine) or derived.is_identity or grid.b or grid.d:
         return derived

@@ -109,3 +109,58 @@ def test_2d_input_and_dataset(scene):
     assert set(ods.data_vars) == {"b", "c"}
     np.testing.assert_array_equal(ods["c"].values[::2, ::2], (band * 2).values)
     assert ods["b"].rio.transform() == out.rio.transform()
+
+
+def _placed(out: xr.DataArray, lr: xr.DataArray, scale: int = 4) -> None:
+    """Each output pixel of the nearest oracle holds the value of the input pixel whose
+    footprint contains its centre, looked up by coordinates: the output is where the
+    input is."""
+    band = out.isel(band=0)
+    xs, ys = band.x.values[1::7], band.y.values[2::5]
+    got = band.sel(x=xs, y=ys).values
+    src = lr.isel(band=0)
+    want = src.sel(x=xs, y=ys, method="nearest").values
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        lambda da: da.sortby("y"),  # south-up rows
+        lambda da: da.isel(x=slice(None, None, -1)),  # columns east to west
+        lambda da: da.isel(x=slice(0, None, 2), y=slice(1, None, 3)),  # every 2nd / 3rd
+    ],
+    ids=["sortby-y", "reversed-x", "strided"],
+)
+def test_reordered_or_strided_selection_is_placed_by_its_coordinates(scene, select, tmp_path):
+    # rioxarray keeps the transform read from the file through these selections; the
+    # output follows the coordinates, in memory and in the written file
+    lr = select(scene.isel(x=slice(100, 180), y=slice(200, 264)))
+    out = xsr4rs.upscale(lr, "nearest")
+    _placed(out, lr)
+    xsr4rs.io.write(out, tmp_path / "out.tif")
+    written = open_raster(tmp_path / "out.tif")
+    assert written.rio.transform() == out.rio.transform(recalc=True)
+    _placed(written, lr)
+    left, bottom, right, top = lr.rio.bounds(recalc=True)
+    assert written.rio.bounds() == pytest.approx((left, bottom, right, top))
+
+
+def test_unevenly_spaced_selection_is_refused(scene):
+    lr = scene.isel(x=[0, 1, 2, 5, 6, 7], y=slice(0, 8))
+    with pytest.raises(xsr4rs.InputError, match="not an evenly spaced pixel grid"):
+        xsr4rs.upscale(lr, "nearest")
+
+
+def test_geographic_grid_written_exactly(scene, tmp_path):
+    # pixel sizes that binary floats cannot hold: written as computed, not recomputed
+    # from the coordinates (which changed them in the 13th digit)
+    lr = scene.isel(x=slice(0, 40), y=slice(0, 30)).rio.write_crs("EPSG:4326")
+    lr = lr.rio.write_transform(Affine(0.0001, 0, -75.6, 0, -0.0001, 37.7))
+    lr = lr.assign_coords(
+        x=-75.6 + 0.0001 * (np.arange(40) + 0.5), y=37.7 - 0.0001 * (np.arange(30) + 0.5)
+    )
+    out = xsr4rs.upscale(lr, "nearest")
+    xsr4rs.io.write(out, tmp_path / "out.tif")
+    with rasterio.open(tmp_path / "out.tif") as dst:
+        assert dst.transform == Affine(0.0001 / 4, 0, -75.6, 0, -0.0001 / 4, 37.7)

@@ -89,7 +89,14 @@ def open_geotiff(
     template = path.with_name(path.name + ".template.tif")
     try:
         # rioxarray writes the metadata; SPARSE_OK: no tile of the template is written
-        da.rio.to_raster(template, driver="GTiff", compute=False, lock=True, sparse_ok=True)
+        da.rio.to_raster(
+            template,
+            driver="GTiff",
+            compute=False,
+            lock=True,
+            sparse_ok=True,
+            recalc_transform=False,  # the transform written, not one from the coordinates
+        )
         with rasterio.open(template) as src:
             threads = gdal.num_threads()
             profile = {**src.profile, **options, "tiled": True, "num_threads": threads}

@@ -257,6 +257,7 @@ def write_all(
             compress=compress,
             creation_options=creation_options,
         )
+        da = _exact_grid(da)
         if da.ndim == 3:  # GeoTIFF bands first, whatever the order of the upscaled array
             band_dim = next(d for d in da.dims if d not in (da.rio.y_dim, da.rio.x_dim))
             da = da.transpose(band_dim, da.rio.y_dim, da.rio.x_dim)
@@ -405,6 +406,7 @@ def _geotiff_task(da: xr.DataArray, path: Path, options: Mapping[str, Any]) -> t
     task = da.rio.to_raster(
         path,
         driver="GTiff",
+        recalc_transform=False,  # the grid's own transform (`_exact_grid`)
         num_threads="ALL_CPUS",
         lock=Lock("xsr4rs-geotiff-write"),  # one writer at a time, cluster-wide
         compute=False,
@@ -429,6 +431,20 @@ def _client() -> Any:
         return get_client()
     except (ImportError, ValueError):
         return None
+
+
+def _exact_grid(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with the transform of its pixel grid written (`xsr4rs.layout.grid_transform`):
+    writers use it as it is, not recomputed from the coordinates, whose floating-point
+    rounding changed the pixel size of a geographic grid in its 13th digit, and not a
+    transform left stale by a selection."""
+    from xsr4rs.layout import grid_transform
+
+    try:
+        located = not da.rio.get_gcps() and da.rio.x_dim in da.coords
+    except Exception:  # noqa: BLE001 - no spatial dimensions: the writer says so
+        return da
+    return da.rio.write_transform(grid_transform(da)) if located else da
 
 
 def _zarr_task(da: xr.DataArray, path: Path) -> Any:
