@@ -181,6 +181,19 @@ def test_invalid_option(capsys, crops, out_dir, option, words):
         assert word in line
 
 
+def test_nodata_beyond_the_float_range(capsys, crops, tmp_path, out_dir):
+    # float32 holds at most 3.4e38: 1e40 would be declared, and written, as infinity
+    with rasterio.open(crops[0]) as src:
+        profile = {**src.profile, "dtype": "float32"}
+        values = src.read().astype("float32")
+    f32 = tmp_path / "f32.tif"
+    with rasterio.open(f32, "w", **profile) as dst:
+        dst.write(values)
+    rc, _, err = run(capsys, "upscale", f32, out_dir / "o.tif", "-m", "nearest", "--nodata", "1e40")
+    line = assert_failed(rc, err, out_dir)
+    assert "1e+40" in line and "float32" in line and "infinity" in line
+
+
 def test_model_dir_that_is_not_a_savedmodel(capsys, crops, tmp_path, out_dir):
     empty = tmp_path / "empty-model"
     empty.mkdir()

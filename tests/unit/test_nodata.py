@@ -48,3 +48,7 @@ def test_check_nodata():
         check_nodata(np.dtype("uint16"), float("nan"))
     with pytest.raises(ParameterError, match="does not fit"):
         check_nodata(np.dtype("uint8"), -1)
+    with pytest.raises(ParameterError, match="would become infinity"):
+        check_nodata(np.dtype("float32"), -1e40)
+    assert check_nodata(np.dtype("float64"), -1e40) == -1e40
+    assert check_nodata(np.dtype("float32"), float("inf")) == float("inf")  # as asked
