@@ -265,9 +265,11 @@ def _input_encoding(
                 out[key] = value[order]
         return out
 
-    enc = units.explicit(scale_factor, add_offset, n)
+    pairs = (("scale_factor", scale_factor), ("add_offset", add_offset))
+    given = ordered({k: v for k, v in pairs if v is not None})  # per band: the input's order
+    enc = units.explicit(given.get("scale_factor"), given.get("add_offset"), n)
     if enc is None:
-        enc = units.from_cf(ordered(da.attrs), n, "CF attributes")
+        enc = units.from_cf(ordered(_cf_attrs(da.attrs)), n, "CF attributes")
     if enc is None:
         decoded = da.encoding if "dtype" in da.encoding else {}
         enc = units.from_cf(ordered(decoded), n, "CF encoding (decoded values)")
@@ -278,6 +280,16 @@ def _input_encoding(
         values = [rb.item()] * n if rb.ndim == 0 else list(rb.values)
         enc = units.from_stac(values, np.issubdtype(work.dtype, np.integer))
     return enc
+
+
+def _cf_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with per-band ``scales``/``offsets`` (rioxarray's attributes for a file
+    whose bands differ) as ``scale_factor``/``add_offset``."""
+    out = dict(attrs)
+    for per_band, cf in (("scales", "scale_factor"), ("offsets", "add_offset")):
+        if cf not in out and per_band in out:
+            out[cf] = tuple(out[per_band])
+    return out
 
 
 def _upscale_array(
@@ -394,7 +406,7 @@ def _upscale_array(
     out = map_model(work.data, handle, spec, (ychunks, xchunks), annotations or None)
     same_bands = meta.output_bands is None and n_out == n_bands
 
-    def wrap(arr: Any, nodata: float | None, encoding: Any) -> xr.DataArray:
+    def wrap(arr: Any, nodata: float | None, encoding: Any, spread: bool = False) -> xr.DataArray:
         result = output_mod.build(
             da,
             work,
@@ -409,11 +421,18 @@ def _upscale_array(
             out_nodata=nodata,
             encoding=encoding,
         )
+        back = None  # model order -> the input's band order
         if same_bands and p.order is not None:
             if sorted(p.order) == list(range(da.sizes[band])):
-                result = result.isel({band: np.argsort(p.order)})  # the input's band order
+                back = np.argsort(p.order)
+                result = result.isel({band: back})
             elif p.names is not None and "long_name" in result.attrs:
                 result.attrs["long_name"] = tuple(str(v) for v in p.names)
+        declared = _declared_units(p.encoding, n_out, back, offset=not spread)
+        if declared:
+            for key in ("scale_factor", "add_offset", "scales", "offsets"):
+                result.attrs.pop(key, None)
+            result.attrs.update(declared)
         if lay.band is None:
             result = result.squeeze(_BAND, drop=True)
         return result.transpose(*da.dims)
@@ -426,11 +445,35 @@ def _upscale_array(
     main = out[..., :n_out, :, :].map_blocks(
         finish_ensemble, spec=spec, dtype=out_dtype, meta=np.empty((0,) * out.ndim, out_dtype)
     )
-    spread = wrap(out[..., n_out:, :, :], float("nan"), None)
+    spread = wrap(out[..., n_out:, :, :], float("nan"), None, spread=True)
     spread.attrs["long_name_of_values"] = "spread over 8 flips and turns (standard deviation)"
     return wrap(main, out_nodata, encoding), spread.rename(
         f"{da.name}_spread" if da.name else "spread"
     )
+
+
+def _declared_units(
+    enc: units.Encoding | None, n_out: int, back: Any, *, offset: bool = True
+) -> dict[str, Any]:
+    """Attributes that declare the scaling given as ``scale_factor=``/``add_offset=`` on
+    the output, which holds values in those units (rioxarray writes them as the
+    GeoTIFF's scales and offsets): ``{}`` when none was given. ``offset=False`` for a
+    spread, which scales but has no offset."""
+    if enc is None or enc.source != "given" or enc.identity:
+        return {}
+    scale, add = np.asarray(enc.scale), np.asarray(enc.offset)
+    if not offset:
+        add = np.zeros_like(add)
+    if len(scale) != n_out:  # other bands: declared only when one scaling holds for all
+        if np.ptp(scale) or np.ptp(add):
+            return {}
+        scale, add = scale[:1], add[:1]
+    elif back is not None:
+        scale, add = scale[back], add[back]
+    if not (np.ptp(scale) or np.ptp(add)):
+        return {"scale_factor": float(scale[0]), "add_offset": float(add[0])}
+    # per band, as rioxarray reads a file whose bands differ
+    return {"scales": tuple(float(v) for v in scale), "offsets": tuple(float(v) for v in add)}
 
 
 def _keep_annotations() -> None:

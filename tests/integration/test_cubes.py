@@ -267,6 +267,58 @@ def test_offset_products_without_a_declared_offset_need_it_given(encoded_l2a):
     assert np.abs(wrong[valid] - ref[valid]).max() > 100
 
 
+def test_given_scaling_is_declared_by_the_output_file(encoded_l2a, tmp_path):
+    """The values come back in the input's units (+1000 DN), so the output file must say
+    so: --scale-factor/--add-offset become its scales and offsets, as the input's own
+    GDAL scale and offset do."""
+    from xsr4rs.cli import main
+
+    path, _ = encoded_l2a
+    bare = tmp_path / "bare.tif"  # the same DN, without the GDAL scale and offset
+    with rasterio.open(path) as src:
+        profile, values, names = src.profile, src.read(), src.descriptions
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(values)
+        dst.descriptions = names
+    out = tmp_path / "o.tif"
+    rc = main(
+        ["upscale", str(bare), str(out), "--scale-factor", "0.0001", "--add-offset", "-0.1"]
+        + ["--no-progress"]
+    )
+    assert rc == 0
+    with rasterio.open(out) as dst, rasterio.open(tmp_path / "bare.tif") as src:
+        assert src.scales == (1.0,) * 4  # nothing declared in the input
+        assert dst.scales == (1e-4,) * 4 and dst.offsets == (-0.1,) * 4
+        stored = dst.read()
+    declared = open_raster(path).sr.upscale("s2-rgbn-x4").values
+    np.testing.assert_array_equal(stored, declared)
+
+
+def test_per_band_scalings_follow_the_input_band_order(encoded_l2a):
+    """Per-band values are given in the input's band order, whatever order the model
+    takes its bands in, and declared per band on the output."""
+    _, reference = encoded_l2a
+    dn = reference.astype("float32").assign_coords(band=["B04", "B03", "B02", "B08"])
+    dn.attrs = {}
+    dn = dn.rio.write_nodata(0)
+    phys = dn * 1e-4  # reflectance; the input below stores NIR at half the step
+    stored = xr.concat(
+        [(phys.sel(band=["B08"]) + 0.2) / 2e-4, (phys.drop_sel(band="B08") + 0.1) / 1e-4],
+        dim="band",
+    )  # B08, B04, B03, B02
+    stored = stored.where(dn.sel(band=stored.band) != 0, 0).rio.write_nodata(0)
+    scales, offsets = [2e-4, 1e-4, 1e-4, 1e-4], [-0.2, -0.1, -0.1, -0.1]
+    out = xsr4rs.upscale(stored, "s2-rgbn-x4", scale_factor=scales, add_offset=offsets)
+    assert list(out.band.values) == ["B08", "B04", "B03", "B02"]
+    assert out.attrs["scales"] == tuple(scales) and out.attrs["offsets"] == tuple(offsets)
+    ref = xsr4rs.upscale(dn, "s2-rgbn-x4", dtype="float32").sel(band=out.band) * 1e-4
+    got = out * xr.DataArray(scales, dims="band", coords={"band": out.band}) + xr.DataArray(
+        offsets, dims="band", coords={"band": out.band}
+    )
+    valid = (ref != 0).values
+    np.testing.assert_allclose(got.values[valid], ref.values[valid], atol=2e-6)
+
+
 def test_reflectance_0_1_is_refused_lazily_or_converted(s2_paths):
     """0..1 float reflectance used to reach the x10000 model and come back as garbage
     (mean -15.8); now the API refuses it when computed, or converts it when told."""
