@@ -227,8 +227,10 @@ def model_values(block: np.ndarray, spec: BlockSpec) -> np.ndarray:
 def check_range(values: np.ndarray, value_range: tuple[float, float], what: str) -> None:
     """Raise `InputError` when valid values (model units) are far outside ``value_range``:
     99 % of them below 1 % of the range above its low end (reflectance in 0..1 given to a
-    model of reflectance x 10000), or a median ten ranges away (raw counts given to a
-    model of physical values). Thresholds leave dark water and bright clouds alone."""
+    model of reflectance x 10000), a median a tenth of the range below the low end of a
+    model of non-negative values (counts shifted down by an offset), or a median ten
+    ranges away (raw counts given to a model of physical values). Thresholds leave dark
+    water and bright clouds alone."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
@@ -241,6 +243,14 @@ def check_range(values: np.ndarray, value_range: tuple[float, float], what: str)
             f"{p99:.4g} (in the model's units) but the model expects values in {lo:g}..{hi:g}. "
             "Give the input's scale_factor/add_offset (CLI --scale-factor/--add-offset), "
             "rescale it (e.g. multiply 0..1 reflectance by 10000), or pass check_range=False "
+            "(CLI --no-range-check) if you are sure"
+        )
+    if lo >= 0 and p50 < lo - span / 10:
+        raise InputError(
+            f"input values look shifted below the range of {what}: the median of sampled "
+            f"valid pixels is {p50:.4g} (in the model's units) but the model expects values "
+            f"in {lo:g}..{hi:g}, none negative. Give the input's scale_factor/add_offset "
+            "(CLI --scale-factor/--add-offset) or convert it, or pass check_range=False "
             "(CLI --no-range-check) if you are sure"
         )
     if p50 > hi + 10 * span or p50 < lo - 10 * span:

@@ -338,6 +338,28 @@ def test_reflectance_0_1_is_refused_lazily_or_converted(s2_paths):
     assert np.isfinite(unchecked).all()  # the opt-out computes (wrong units, user's call)
 
 
+def test_values_shifted_below_zero_are_refused(s2_paths, tmp_path, capsys):
+    """Counts moved down by an offset (here 1500, in int16) reached the non-negative
+    model, and 0, its no-data value, turned valid pixels into no-data; now the range
+    check names the problem."""
+    from xsr4rs.cli import main
+
+    dn = open_raster(s2_paths).isel(x=slice(500, 620), y=slice(600, 700))
+    shifted = (dn.astype("int32") - 1500).astype("int16")
+    assert float((shifted < 0).mean()) > 0.5
+    with pytest.raises(InputError, match="shifted below the range of model 's2-rgbn-x4'"):
+        xsr4rs.check_input(shifted, "s2-rgbn-x4")
+    path = tmp_path / "int16.tif"
+    shifted.rio.to_raster(path)
+    rc = main(["upscale", str(path), str(tmp_path / "o.tif"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "--add-offset" in err[0], err
+    assert not (tmp_path / "o.tif").exists()
+    # declared, the same values are fine
+    ok = xsr4rs.upscale(shifted, "s2-rgbn-x4", scale_factor=1e-4, add_offset=0.05)
+    assert ok.dtype == np.int16 and np.isfinite(ok.values).all()
+
+
 # -- hygiene of the written outputs ---------------------------------------------------------
 
 
