@@ -9,6 +9,7 @@ from xsr4rs import io
 from xsr4rs._version import __version__
 from xsr4rs.evaluate import evaluate
 from xsr4rs.exceptions import (
+    BandWarning,
     GeoreferenceWarning,
     HaloWarning,
     InputError,
@@ -28,6 +29,7 @@ from xsr4rs.training import train
 from xsr4rs.upscale import check_input, upscale
 
 __all__ = [
+    "BandWarning",
     "EvaluationReport",
     "GeoreferenceWarning",
     "HaloWarning",

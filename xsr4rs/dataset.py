@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from xsr4rs import bands as band_names
-from xsr4rs.exceptions import InputError, XSRWarning
+from xsr4rs.exceptions import BandWarning, InputError
 
 
 def _raster_variables(ds: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -82,7 +82,7 @@ def _stacked(
         warnings.warn(
             f"variables not used by model {handle.name!r} are left out: {', '.join(unused)} "
             "(upscale them on their own, e.g. with model='nearest')",
-            XSRWarning,
+            BandWarning,
             stacklevel=4,
         )
     parts = [_one_band(variables[n]) for n in used]

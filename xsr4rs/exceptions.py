@@ -33,6 +33,10 @@ class XSRWarning(UserWarning):
     """Base class of the warnings issued by xsr4rs."""
 
 
+class BandWarning(XSRWarning):
+    """Bands of the input that the model does not take are left out of the output."""
+
+
 class CheckpointWarning(XSRWarning):
     """A broken training checkpoint was set aside; the run resumed from an older one."""
 

@@ -26,7 +26,13 @@ from xsr4rs import output as output_mod
 from xsr4rs import units
 from xsr4rs._tf import avx512_convolutions, cpu_flags, onednn_enabled, onednn_isa_cap
 from xsr4rs.engine import BlockSpec, check_range, map_model, model_values
-from xsr4rs.exceptions import InputError, ParameterError, SlowPathWarning, TileWarning
+from xsr4rs.exceptions import (
+    BandWarning,
+    InputError,
+    ParameterError,
+    SlowPathWarning,
+    TileWarning,
+)
 from xsr4rs.io.read import sampling_env
 from xsr4rs.layout import Layout, band_labels, layout, pixel_grid
 from xsr4rs.model.handle import SRModel, load_model
@@ -224,6 +230,15 @@ def _prepare(
     names = band_labels(da, lay.band)
     order = _band_order(handle, names, n, band)
     if order is not None:
+        unused = [str(names[i]) for i in range(n) if i not in order]
+        if unused:
+            warnings.warn(
+                f"bands not used by model {handle.name!r} are left out: {', '.join(unused)} "
+                f"(it takes {', '.join(handle.metadata.input_bands or ())}; select the "
+                "bands yourself to silence this note)",
+                BandWarning,
+                stacklevel=4,
+            )
         work = work.isel({band: order})
     check_bands(work.sizes[band], handle, band)
     labels = list(work[band].values) if lay.band and band in work.coords else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,31 @@ def test_named_bands_in_another_order_are_reordered_not_misused(files_dn):
         wrong.sr.upscale("s2-rgbn-x4")
     unnamed = da.assign_coords(band=[1, 2, 3, 4])  # positional, as before
     np.testing.assert_array_equal(unnamed.sr.upscale("s2-rgbn-x4").values, ref)
+
+
+def test_bands_the_model_does_not_take_are_left_out_with_a_note(tmp_path, capsys):
+    """Real 20 m band files B2, B3, B4, B8 and B8A: the x4 model takes four of them by
+    name, and the output says which was left out instead of dropping it silently."""
+    from conftest import shared_file
+
+    from xsr4rs.cli import main
+
+    folder = shared_file("sentinel2-20m-uruguay")
+    files = [str(folder / f"{b}_20m_20181224.tif") for b in ("B2", "B3", "B4", "B8", "B8A")]
+    da = open_raster(files).isel(x=slice(300, 400), y=slice(300, 380))
+    with pytest.warns(xsr4rs.BandWarning, match="left out: B8A_20m_20181224"):
+        out = da.sr.upscale("s2-rgbn-x4")
+    assert out.sizes["band"] == 4 and "B8A" not in " ".join(out.attrs["long_name"])
+    ref = da.isel(band=[2, 1, 0, 3]).sr.upscale("s2-rgbn-x4")  # selected: no note
+    np.testing.assert_array_equal(out.values, ref.values)  # both B4, B3, B2, B8
+    crops = []
+    for f in files:  # the same window, as band files
+        crop = tmp_path / Path(f).name
+        open_raster(f).isel(x=slice(300, 400), y=slice(300, 380)).rio.to_raster(crop)
+        crops.append(str(crop))
+    rc = main(["upscale", *crops, str(tmp_path / "o.tif"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "left out: B8A_20m_20181224" in err
 
 
 # -- units and encodings ------------------------------------------------------------------
