@@ -182,6 +182,27 @@ def test_disk_full_fails_and_keeps_the_earlier_output(crop, out_dir, bicubic_rea
     assert digest(out) == before
 
 
+def test_disk_full_in_the_last_tile_is_an_error_not_a_cut_file(crop, out_dir, bicubic_ready):
+    """The last tiles reach the file when it is closed, and libtiff reports a failed
+    write there only on stderr: a full disk in the last tile left a file whose tile
+    did not decode, with exit 0. The limit here falls in the middle of that tile."""
+    out = out_dir / "o.tif"
+    args = ["upscale", crop, out, "-m", bicubic_ready, "--no-progress"]
+    rc, err = finished(cli(*args))
+    assert rc == 0, err
+    size = out.stat().st_size
+    with rasterio.open(out) as src:
+        bh, bw = src.block_shapes[0]
+        tiles = [(i, j) for j in range(-(-src.height // bh)) for i in range(-(-src.width // bw))]
+        last = max(int(src.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=1)) for i, j in tiles)
+    out.unlink()
+    rc, err = finished(cli(*args, limit=last + (size - last) // 2))
+    line = error_line(err)
+    assert rc == 1 and "too large" in line, err
+    assert all(ln.startswith("xsr4rs: ") for ln in err.splitlines() if ln.strip()), err
+    assert os.listdir(out_dir) == []
+
+
 @pytest.mark.parametrize("fmt", ["tif", "zarr"])
 def test_permission_denied_names_the_cause(crop, tmp_path, bicubic_ready, fmt):
     """An output folder this run may not write to (mode 555; as root, without the

@@ -147,6 +147,44 @@ def check_creation_options(
         )
 
 
+@contextlib.contextmanager
+def c_stderr_lines() -> Iterator[list[str]]:
+    """Collect what C code writes to the process's stderr (file descriptor 2) during the
+    block, as lines; other lines than write errors are passed on afterwards.
+
+    libtiff reports a failed write while a file is closed (its last tiles flushed)
+    straight to stderr with its own default handler, not through GDAL's error handler
+    that rasterio logs: a full disk there left a file with a cut tile and no error.
+    """
+    import sys
+    import tempfile
+
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters)
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            lines.extend(ln.strip() for ln in text.splitlines() if ln.strip())
+            rest = [ln for ln in lines if not io_error(ln)]
+            if rest:
+                os.write(2, ("\n".join(rest) + "\n").encode())
+
+
 def verify_geotiff(path: Path, *, what: Path | None = None) -> None:
     """Raise `OutputError` unless every tile of every image of the GeoTIFF ``path``
     (overviews included) has data inside the file.
@@ -237,6 +275,11 @@ def _io_cause(messages: list[str]) -> str | None:
         if "write error" in m.lower():
             return f"{m} (is the disk full, or a file-size limit reached?)"
     return None
+
+
+def io_error(message: str) -> bool:
+    """Whether a GDAL or libtiff message reports a failed write (`_io_cause`)."""
+    return _io_cause([message]) is not None
 
 
 def gdal_cause(messages: list[str]) -> str | None:

@@ -47,10 +47,17 @@ class OpenGeoTIFF:
         self.trim()
 
     def close(self) -> None:
-        """Flush and close the file (GDAL writes what its cache still holds)."""
+        """Flush and close the file (GDAL writes what its cache still holds); raise
+        `OSError` when libtiff reports a failed write meanwhile (a full disk, a file-size
+        limit), which it prints instead of raising."""
         with self.lock:
-            if not self.dataset.closed:
+            if self.dataset.closed:
+                return
+            with gdal.c_stderr_lines() as lines:
                 self.dataset.close()
+        failed = [ln for ln in lines if gdal.io_error(ln)]
+        if failed:
+            raise OSError(f"closing {self.dataset.name} failed: {failed[0]}")
 
 
 #: Blocks computed together at most (whole rows of blocks): dask may read a computation's
