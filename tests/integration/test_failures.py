@@ -640,6 +640,39 @@ def test_corrupt_input_names_the_file_and_band(capsys, crop, tmp_path, out_dir):
     assert os.listdir(out_dir) == []
 
 
+def test_jpeg2000_cut_inside_its_tiles_is_an_error_not_zeros(capsys, tmp_path, out_dir):
+    """GDAL's JPEG 2000 driver decodes tiles in its own threads and reports a cut
+    codestream only through GDAL's error handler, returning zeros: a real Sentinel-2
+    band, cut inside its tiles, was upscaled into a file of zeros with exit 0."""
+    from conftest import shared_file
+
+    src = shared_file("sentinel2-brandenburg-b", "ref_S2A_20160608T153121_T33UUU_sub.jp2")
+    whole = tmp_path / "b04.jp2"
+    with rasterio.open(src) as ds:
+        values = ds.read(window=Window(1000, 1000, 300, 300))
+        profile = {
+            "driver": "JP2OpenJPEG",
+            "width": 300,
+            "height": 300,
+            "count": 1,
+            "dtype": "uint16",
+            "crs": ds.crs,
+            "transform": ds.window_transform(Window(1000, 1000, 300, 300)),
+        }
+    with rasterio.open(
+        whole, "w", **profile, reversible="YES", quality=100, blockxsize=128, blockysize=128
+    ) as dst:
+        dst.write(values)
+    cut = tmp_path / "cut.jp2"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    rc, err = run(capsys, "upscale", cut, out_dir / "o.tif", "-m", "bicubic", "--no-progress")
+    line = one_error(rc, err)
+    assert f"reading {cut} failed: GDAL reported" in line and "complete" in line, line
+    assert os.listdir(out_dir) == []
+    rc, err = run(capsys, "upscale", whole, out_dir / "o.tif", "-m", "bicubic", "--no-progress")
+    assert rc == 0, err  # the whole file reads without a word from GDAL
+
+
 # -- inputs and models that cannot be used as given -------------------------------------------
 
 

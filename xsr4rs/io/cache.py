@@ -64,7 +64,7 @@ def input_tile_rows(arrays: Iterable[Any]) -> int:
     graphs of ``arrays`` read through rioxarray, each file counted once; 0 when none
     is found."""
     seen: dict[str, int] = {}
-    for src in _rasterio_sources(arrays):
+    for src in raster_sources(arrays):
         try:
             name = str(src.name)
             if name in seen:
@@ -77,7 +77,7 @@ def input_tile_rows(arrays: Iterable[Any]) -> int:
     return sum(seen.values())
 
 
-def _rasterio_sources(arrays: Iterable[Any]) -> Iterator[Any]:
+def raster_sources(arrays: Iterable[Any]) -> Iterator[Any]:
     """The open rasterio datasets behind the dask graphs of ``arrays`` (rioxarray's lazy
     arrays, held once per file in the graph's ``original-`` layers)."""
     for da in arrays:

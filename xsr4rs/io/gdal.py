@@ -147,6 +147,48 @@ def check_creation_options(
         )
 
 
+#: GDAL's error classes (``CPLErr``): ``CE_Warning`` and worse.
+_CE_WARNING, _CE_FAILURE = 2, 3
+
+
+@contextlib.contextmanager
+def gdal_failures() -> Iterator[list[str]]:
+    """Collect the errors GDAL reports, during the block, in threads where rasterio has
+    not installed its own handler: dask's worker threads, and GDAL's own (decoding JPEG
+    2000 tiles). GDAL's default handler only prints them, and a read that failed there
+    returns zeros: a JPEG 2000 cut inside its tiles was upscaled into an all-zero output
+    with exit 0. Errors (``CE_Failure`` and worse) are collected; warnings are dropped,
+    as rasterio's handler logs them at debug level."""
+    failures: list[str] = []
+    try:
+        import ctypes
+
+        import rasterio._env
+
+        lib = ctypes.CDLL(rasterio._env.__file__)  # GDAL's symbols, through its links
+        handler_type = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_char_p)
+        set_handler = lib.CPLSetErrorHandler
+        set_handler.restype = ctypes.c_void_p
+    except (ImportError, OSError, AttributeError):  # no ctypes access to GDAL here
+        yield failures
+        return
+
+    def record(err_class: int, err_no: int, message: bytes | None) -> None:
+        if err_class >= _CE_FAILURE:
+            text = (message or b"").decode("utf-8", "replace").strip()
+            if text not in failures:
+                failures.append(text)
+
+    handler = handler_type(record)
+    set_handler.argtypes = [handler_type]
+    previous = set_handler(handler)
+    try:
+        yield failures
+    finally:
+        set_handler.argtypes = [ctypes.c_void_p]
+        set_handler(previous)
+
+
 @contextlib.contextmanager
 def c_stderr_lines() -> Iterator[list[str]]:
     """Collect what C code writes to the process's stderr (file descriptor 2) during the

@@ -290,7 +290,10 @@ def write_all(
                     stack.callback(_quietly, close)  # after a failure: before the cleanup
                     tasks.append(task if isinstance(task, list) else [task])
                     finish.append((path, tmp, done))
-            _compute(tasks, planned[0][0], progress)
+            with gdal.gdal_failures() as failures:
+                _compute(tasks, planned[0][0], progress)
+            if failures:  # a read or write that GDAL reported only through its handler
+                raise _unraised(failures, messages, [da for da, _ in planned])
             for path, tmp, done in finish:
                 current = path, tmp
                 done()
@@ -375,6 +378,21 @@ def _set_color_interp(path: Path, da: xr.DataArray, *, rgb_only: bool) -> None:
     values = [getattr(ColorInterp, name, ColorInterp.undefined) for name in interp]
     with rasterio.open(path, "r+") as dst:
         dst.colorinterp = values
+
+
+def _unraised(failures: list[str], messages: list[str], arrays: list[Any]) -> Exception:
+    """What to raise when GDAL reported errors that no call raised: the failures join
+    ``messages`` (for the cause of a write error); a read error becomes `InputError`."""
+    messages.extend(failures)
+    if any(gdal.io_error(m) for m in failures):
+        return OSError(failures[0])
+    names = sorted({str(src.name) for src in cache.raster_sources(arrays)})
+    what = ", ".join(names[:3]) or "the input"
+    shown = "; ".join(failures[:3])
+    return InputError(
+        f"reading {what} failed: GDAL reported {shown!r} while blocks were read, and the "
+        "values it returned cannot be trusted. Is the file complete and readable?"
+    )
 
 
 def _failure(err: BaseException, tmp: Path, path: Path, messages: list[str]) -> XSRError:
