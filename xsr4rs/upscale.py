@@ -549,10 +549,18 @@ def check_input(
     first = p.work.isel({d: 0 for d in p.lay.lead})
     step_y = max(first.sizes[p.lay.y] // sample, 1)
     step_x = max(first.sizes[p.lay.x] // sample, 1)
-    with sampling_env():
-        values = np.asarray(
-            first.isel({p.lay.y: slice(None, None, step_y), p.lay.x: slice(None, None, step_x)})
-        )
+    try:
+        with sampling_env():
+            values = np.asarray(
+                first.isel({p.lay.y: slice(None, None, step_y), p.lay.x: slice(None, None, step_x)})
+            )
+    except Exception as err:  # a damaged file: say which and why, as a write would
+        from xsr4rs.io.gdal import read_failure
+
+        reading = read_failure(err)
+        if reading is None:
+            raise
+        raise InputError(reading) from None
     conv = units.conversion(p.encoding, meta.physical, meta.n_output_bands or values.shape[0])
     spec = BlockSpec(
         scale=1,

@@ -640,6 +640,20 @@ def test_corrupt_input_names_the_file_and_band(capsys, crop, tmp_path, out_dir):
     assert os.listdir(out_dir) == []
 
 
+def test_corrupt_input_found_by_the_range_check_names_the_file(capsys, s2_paths, tmp_path):
+    """With the shipped model the range check reads a sample first; a damaged file
+    failed there with an unexplained RasterioIOError."""
+    cut = _crop(s2_paths, tmp_path / "cut.tif", tiled=True, blockxsize=64, blockysize=64)
+    with open(cut, "r+b") as f:
+        f.truncate(cut.stat().st_size // 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run(capsys, "upscale", cut, out / "o.tif", "--no-progress")
+    line = one_error(rc, err)
+    assert f"reading {cut.name} (band" in line and "complete and readable" in line, line
+    assert os.listdir(out) == []
+
+
 def test_jpeg2000_cut_inside_its_tiles_is_an_error_not_zeros(capsys, tmp_path, out_dir):
     """GDAL's JPEG 2000 driver decodes tiles in its own threads and reports a cut
     codestream only through GDAL's error handler, returning zeros: a real Sentinel-2
