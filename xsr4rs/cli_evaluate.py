@@ -93,7 +93,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate as ``args`` say, print the table on stdout; return the exit code."""
     from xsr4rs.evaluate import evaluate
     from xsr4rs.exceptions import OutputError
+    from xsr4rs.io.atomic import check_not_inputs
 
+    inputs = [*(args.hr or []), *(args.lr or []), args.model]
+    for out in (args.json, args.png):
+        if out:
+            check_not_inputs(out, inputs)
     if args.json:
         from pathlib import Path
 

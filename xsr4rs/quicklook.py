@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +79,9 @@ def quicklook(
 
     if not os.path.exists(src):
         raise InputError(f"input {src} does not exist")
+    from xsr4rs.io.atomic import check_not_inputs
+
+    check_not_inputs(png, [src])
     with rasterio.open(src) as ds:
         bands = [b for b in bands if b <= ds.count] or [1]
         win = Window(*window) if window else Window(0, 0, ds.width, ds.height)
@@ -91,12 +95,19 @@ def quicklook(
 
 
 def write_png(rgb: np.ndarray, png: str | os.PathLike[str]) -> None:
-    """Write a uint8 (band, y, x) array as a PNG, without GDAL's .aux.xml side file."""
+    """Write a uint8 (band, y, x) array as a PNG, without GDAL's .aux.xml side file: to
+    a temporary first, which replaces ``png`` only when complete (`OutputError` else)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
+    from xsr4rs.io.atomic import write_atomically
+
     profile = dict(driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0])
-    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a PNG has no georeferencing
-        with rasterio.open(png, "w", dtype="uint8", **profile) as out:
-            out.write(rgb)
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # no georeferencing
+            with rasterio.open(tmp, "w", dtype="uint8", **profile) as out:
+                out.write(rgb)
+
+    write_atomically(png, write)

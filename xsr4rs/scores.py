@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from xsr4rs.degrade import degrade
-from xsr4rs.exceptions import OutputError
 from xsr4rs.metrics import block_mean, ergas, phase_shift, psnr, sam, ssim
 
 #: Reach (pixels) of the Gaussian window of `xsr4rs.metrics.ssim` (sigma 1.5 truncated at
@@ -291,13 +290,17 @@ class EvaluationReport:
         )
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write `to_dict` as indented JSON to ``path`` (replaced if it exists)."""
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2, allow_nan=False)
-                f.write("\n")
-        except OSError as err:
-            raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+        """Write `to_dict` as indented JSON to ``path`` (replaced if it exists, only by
+        a complete file)."""
+        from xsr4rs.io.atomic import write_atomically
+
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+        def write(tmp: Any) -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+
+        write_atomically(path, write)
 
     def table(self) -> str:
         """A plain-text table: mean measures per method, then PSNR and shifts per band."""

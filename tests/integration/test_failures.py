@@ -934,3 +934,35 @@ def test_a_model_failing_on_values_gets_no_tile_size_hint(capsys, crop, out_dir,
     line = _failing_run(capsys, crop, out_dir, failing_models["bright"])
     assert "values too large for this model" in line, line
     assert "tile=" not in line and "Graph execution" not in line
+
+
+# -- pictures and reports --------------------------------------------------------------------
+
+
+def test_quicklook_and_evaluate_never_write_over_their_input(capsys, crop, tmp_path):
+    """`quicklook IN IN` replaced the GeoTIFF by a PNG, and `evaluate --png/--json` its HR."""
+    src = tmp_path / "in.tif"
+    src.write_bytes(crop.read_bytes())
+    before = digest(src)
+    for args in (
+        ["quicklook", src, src],
+        ["evaluate", "-m", "bicubic", "--hr", src, "--png", src],
+        ["evaluate", "-m", "bicubic", "--hr", src, "--json", src],
+    ):
+        rc, err = run(capsys, *args)
+        line = one_error(rc, err)
+        assert "is the input" in line and "nothing was changed" in line, line
+        assert digest(src) == before and sorted(os.listdir(tmp_path)) == ["in.tif"]
+
+
+def test_quicklook_on_a_full_disk_keeps_the_earlier_picture(crop, out_dir):
+    """A PNG cut by a full disk (a file-size limit) was left in place of a good one."""
+    png = out_dir / "q.png"
+    rc, err = finished(cli("quicklook", crop, png))
+    assert rc == 0, err
+    before = digest(png)
+    rc, err = finished(cli("quicklook", crop, png, "--max-size", "4000", limit=50_000))
+    line = error_line(err)
+    assert rc == 1 and "write error" in line.lower() and "Traceback" not in err, err
+    assert "file size limit" in line and "was left as it was" in line
+    assert digest(png) == before and sorted(os.listdir(out_dir)) == ["q.png"]

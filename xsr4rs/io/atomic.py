@@ -23,10 +23,11 @@ import shutil
 import socket
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from xsr4rs.exceptions import OutputError, OutputWarning
+from xsr4rs.exceptions import OutputError, OutputWarning, XSRError
 
 log = logging.getLogger("xsr4rs")
 
@@ -250,3 +251,40 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
             remove(aux)
         if not ok:
             _LEFTOVERS.add(tmp)
+
+
+def check_not_inputs(path: str | os.PathLike[str], inputs: Sequence[Any]) -> None:
+    """Raise `OutputError` when ``path`` is one of the ``inputs`` files (it would be
+    replaced by the output)."""
+    for src in inputs:
+        try:
+            same = os.path.samefile(src, path)
+        except (OSError, TypeError):
+            continue
+        if same:
+            raise OutputError(
+                f"the output {path} is the input {src}: writing it would destroy the input. "
+                "Give the output another name; nothing was changed"
+            )
+
+
+def write_atomically(path: str | os.PathLike[str], write: Any) -> None:
+    """Call ``write(tmp)`` for a temporary beside ``path`` and place it at ``path``
+    (replacing a file there) only when complete; a failure leaves ``path`` as it was and
+    raises `OutputError` naming the cause."""
+    from xsr4rs.io import gdal
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    try:
+        with atomic_output(path, overwrite=True) as tmp:
+            write(tmp)
+    except XSRError:
+        raise
+    except Exception as err:
+        raise OutputError(
+            f"{gdal.describe_write_failure(err, path, [])}; {path} was left as it was"
+        ) from None
