@@ -249,6 +249,12 @@ def test_output_folder_missing(capsys, crops, out_dir):
     assert "does not exist" in line
 
 
+def test_output_folder_that_is_a_file(capsys, crops, out_dir):
+    rc, _, err = run(capsys, "upscale", *crops, f"{crops[0]}/o.tif", "-m", "nearest")
+    line = assert_failed(rc, err, out_dir)
+    assert "is a file, not a folder" in line
+
+
 def test_band_files_on_different_grids(capsys, crops, s2_paths, out_dir):
     rc, _, err = run(capsys, "upscale", crops[0], s2_paths[1], out_dir / "o.tif", "-m", "nearest")
     line = assert_failed(rc, err, out_dir)

@@ -55,6 +55,8 @@ def check_output(
     """
     path = Path(path)
     check_replaceable(path, overwrite=overwrite)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: {path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
     fmt = output_format(path)
