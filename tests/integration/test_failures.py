@@ -203,6 +203,25 @@ def test_disk_full_in_the_last_tile_is_an_error_not_a_cut_file(crop, out_dir, bi
     assert os.listdir(out_dir) == []
 
 
+def test_a_failed_uncertainty_map_is_named(crop, tmp_path, out_dir, bicubic_ready):
+    """The map of --uncertainty in a folder this run may not write to: the error named
+    the main output instead."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("dropping root's permission override needs Linux prctl")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    spread = folder / "u.zarr"
+    args = ["upscale", crop, out_dir / "o.tif", "-m", bicubic_ready, "--no-progress"]
+    try:
+        proc = cli(*args, "--uncertainty", spread, as_user=True)
+    except subprocess.SubprocessError as err:  # a container without CAP_SETPCAP
+        pytest.skip(f"cannot drop root's permission override here: {err}")
+    rc, err = finished(proc)
+    line = error_line(err)
+    assert rc == 1 and f"writing {spread} failed: permission denied" in line, err
+    assert os.listdir(out_dir) == [] and os.listdir(folder) == []
+
+
 @pytest.mark.parametrize("fmt", ["tif", "zarr"])
 def test_permission_denied_names_the_cause(crop, tmp_path, bicubic_ready, fmt):
     """An output folder this run may not write to (mode 555; as root, without the

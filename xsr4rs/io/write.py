@@ -304,6 +304,11 @@ def write_all(
         except KeyboardInterrupt:
             raise
         except Exception as err:
+            text = " ".join(gdal.chain(err))
+            for (_, path), tmp in zip(planned, tmps, strict=True):
+                if tmp.name in text:  # the output the error names (an --uncertainty map)
+                    current = path, tmp
+                    break
             raise _failure(err, current[1], current[0], messages) from err
 
 
