@@ -100,7 +100,7 @@ def grid_transform(da: xr.DataArray) -> Affine:
     uses its pixel size over the coordinates': after ``sortby("y")``, a reversed or
     strided ``isel``, ``da.rio.transform()`` puts the array at the wrong place. When
     the coordinates are not that transform's pixel centres, the transform is computed
-    from them; coordinates that are no evenly spaced grid raise `InputError`.
+    from them; coordinates that are not an evenly spaced grid raise `InputError`.
     """
     from xsr4rs.geo import centres_agree
 
@@ -111,8 +111,8 @@ def grid_transform(da: xr.DataArray) -> Affine:
     if x_dim not in da.coords or y_dim not in da.coords:
         return transform
     x, y = da[x_dim].values, da[y_dim].values
-    if x.ndim != 1 or y.ndim != 1 or not x.size or not y.size:
-        return transform
+    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2:
+        return transform  # a single row or column says nothing of the spacing
     if centres_agree(transform, x, y):
         return transform
     try:

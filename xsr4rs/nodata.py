@@ -66,7 +66,7 @@ def check_nodata(dtype: np.dtype, nodata: float | None, what: str = "output") ->
     value = float(nodata)
     if np.issubdtype(dtype, np.floating) and np.isfinite(value):
         info = np.finfo(dtype)
-        if abs(value) > info.max:  # the cast would make it infinity
+        if abs(value) > float(info.max):  # the cast would make it infinity
             raise ParameterError(
                 f"no-data value {nodata} does not fit the {what} type {dtype} (at most "
                 f"{float(info.max):.6g} in magnitude; it would become infinity): pass "
