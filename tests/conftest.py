@@ -37,6 +37,24 @@ def s2_paths() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def gdal_lib():
+    """GDAL's C library as rasterio's wheel ships it, to read GDAL's own state (its
+    block cache's bound and usage) during a run."""
+    import ctypes
+    import glob
+
+    import rasterio
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))
+    if not libs:
+        pytest.skip("needs rasterio's wheel (its own libgdal) to read GDAL's cache")
+    lib = ctypes.CDLL(libs[0])
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    lib.GDALGetCacheUsed64.restype = ctypes.c_int64
+    return lib
+
+
+@pytest.fixture(scope="session")
 def test_model(tmp_path_factory: pytest.TempPathFactory):
     """A deterministic nonlinear x2 CNN on 3 bands with halo 2, exported by xsr4rs."""
     from xsr4rs.testing import make_test_model

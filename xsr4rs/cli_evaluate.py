@@ -92,19 +92,14 @@ def add_evaluate_parser(sub: Any) -> argparse.ArgumentParser:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate as ``args`` say, print the table on stdout; return the exit code."""
     from xsr4rs.evaluate import evaluate
-    from xsr4rs.exceptions import OutputError
-    from xsr4rs.io.atomic import check_not_inputs
+    from xsr4rs.io.atomic import check_folder, check_not_inputs
 
     inputs = [*(args.hr or []), *(args.lr or []), args.model]
     for out in (args.json, args.png):
         if out:
             check_not_inputs(out, inputs)
-    if args.json:
-        from pathlib import Path
-
-        folder = Path(args.json).parent
-        if not folder.is_dir():  # fail before the models run
-            raise OutputError(f"cannot write {args.json}: folder {folder} does not exist")
+    if args.json:  # fail before the models run
+        check_folder(args.json)
     report = evaluate(
         args.model,
         _one_or_many(args.hr),

@@ -14,7 +14,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import xarray as xr
 from affine import Affine
 
 from xsr4rs.degrade import degrade
-from xsr4rs.exceptions import GeoreferenceWarning, InputError, OutputError, ParameterError
+from xsr4rs.exceptions import GeoreferenceWarning, InputError, ParameterError
 from xsr4rs.model.handle import SRModel, load_model
 from xsr4rs.scores import SSIM_RADIUS, EvaluationReport, interior, score_method
 from xsr4rs.upscale import ModelLike, check_bands, check_input, upscale
@@ -385,9 +384,9 @@ def _is_bicubic(model: SRModel, role: str) -> bool:
 
 
 def _check_png(png: str | os.PathLike[str]) -> None:
-    folder = Path(png).parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {png}: folder {folder} does not exist")
+    from xsr4rs.io.atomic import check_folder
+
+    check_folder(png)
 
 
 def _crop(crop: tuple[int, int, int] | None, shape: tuple[int, int]) -> tuple[int, int, int]:
@@ -418,7 +417,4 @@ def _write_panels(
     cuts = [p[shown, row : row + size, col : col + size] for p in panels]
     limits = stretch_limits(cuts[-1])
     picture = np.concatenate([stretch(c, limits=limits) for c in cuts], axis=2)
-    try:
-        write_png(picture, png)
-    except Exception as err:  # rasterio raises several types
-        raise OutputError(f"cannot write {png}: {str(err).splitlines()[0]}") from None
+    write_png(picture, png)  # atomic: OutputError with the cause on any failure

@@ -52,26 +52,17 @@ def test_default_model_output_stays_consistent_with_its_input(crop):
     assert np.median(rel) < 0.02
 
 
-def test_the_range_check_leaves_no_input_in_gdals_cache(s2_paths, monkeypatch):
+def test_the_range_check_leaves_no_input_in_gdals_cache(s2_paths, gdal_lib, monkeypatch):
     """`check_input` reads a strided sample of the whole input. With GDAL's default cache
     (5 % of the memory) its blocks stayed cached through the whole run, since the input
     stays open: 1.0 GiB for a full Sentinel-2 tile. Read here from GDAL itself."""
-    import ctypes
-    import glob
-    import os
-
     import rasterio
 
     from xsr4rs.io.read import SAMPLE_CACHE_BYTES
 
-    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))
-    if not libs:
-        pytest.skip("needs rasterio's wheel (its own libgdal) to read GDAL's cache usage")
-    gdal = ctypes.CDLL(libs[0])
-    gdal.GDALGetCacheUsed64.restype = ctypes.c_int64
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     scene = open_raster(s2_paths)  # 30 MB of blocks, open as during a run
     with rasterio.Env(GDAL_CACHEMAX=512 * 2**20):  # a cache that could hold them all
         xsr4rs.check_input(scene, "s2-rgbn-x4")
-        used = gdal.GDALGetCacheUsed64()
+        used = gdal_lib.GDALGetCacheUsed64()
     assert 0 < used <= SAMPLE_CACHE_BYTES + 2**20

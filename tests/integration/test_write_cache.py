@@ -4,28 +4,14 @@ least bound for small ones."""
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
 from rasterio.windows import Window
 
 import xsr4rs
 from xsr4rs.io import cache, open_raster, write
-
-
-@pytest.fixture(scope="module")
-def gdal_lib():
-    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))
-    if not libs:
-        pytest.skip("needs rasterio's wheel (its own libgdal) to read GDAL's cache bound")
-    lib = ctypes.CDLL(libs[0])
-    lib.GDALGetCacheMax64.restype = ctypes.c_int64
-    return lib
 
 
 def _wide(s2_paths: list[str], path: Path, bands: int, width: int, block: int) -> Path:

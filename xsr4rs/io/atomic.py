@@ -253,15 +253,28 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
             _LEFTOVERS.add(tmp)
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are one file (their real paths when either is missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_folder(path: str | os.PathLike[str]) -> None:
+    """Raise `OutputError` unless the folder of ``path`` exists."""
+    path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: {path.parent} is a file, not a folder")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
 def check_not_inputs(path: str | os.PathLike[str], inputs: Sequence[Any]) -> None:
     """Raise `OutputError` when ``path`` is one of the ``inputs`` files (it would be
     replaced by the output)."""
     for src in inputs:
-        try:
-            same = os.path.samefile(src, path)
-        except (OSError, TypeError):
-            continue
-        if same:
+        if same_file(src, path):
             raise OutputError(
                 f"the output {path} is the input {src}: writing it would destroy the input. "
                 "Give the output another name; nothing was changed"
@@ -275,8 +288,7 @@ def write_atomically(path: str | os.PathLike[str], write: Any) -> None:
     from xsr4rs.io import gdal
 
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_folder(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     try:

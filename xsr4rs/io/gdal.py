@@ -147,8 +147,8 @@ def check_creation_options(
         )
 
 
-#: GDAL's error classes (``CPLErr``): ``CE_Warning`` and worse.
-_CE_WARNING, _CE_FAILURE = 2, 3
+#: GDAL's error class (``CPLErr``) ``CE_Failure``: ``CE_Fatal`` is worse.
+_CE_FAILURE = 3
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import xarray as xr
 
 from xsr4rs.exceptions import InputError, OutputError, XSRError
 from xsr4rs.io import cache, gdal, priority
-from xsr4rs.io.atomic import atomic_output, check_replaceable
+from xsr4rs.io.atomic import atomic_output, check_folder, check_replaceable, same_file
 
 #: Compression of the intermediate GeoTIFF of a COG, rewritten at once: fast.
 _COG_INTERMEDIATE = "zstd"
@@ -55,10 +55,7 @@ def check_output(
     """
     path = Path(path)
     check_replaceable(path, overwrite=overwrite)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise OutputError(f"cannot write {path}: {path.parent} is a file, not a folder")
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_folder(path)
     fmt = output_format(path)
     if fmt is None:
         raise OutputError(f"cannot tell the format of {path}: name it .tif (GeoTIFF/COG) or .zarr")
@@ -67,7 +64,7 @@ def check_output(
     if fmt == "gtiff":
         check_compression(compress)
     for p in inputs or []:
-        if _same_file(p, path):
+        if same_file(p, path):
             raise OutputError(
                 f"the output {path} is also an input of this run: give the output a new name "
                 "(the last path is the output)"
@@ -94,13 +91,6 @@ def check_not_an_input(path: str | os.PathLike[str], da: xr.DataArray) -> None:
             "file (was the OUTPUT path forgotten after a band stack?). Give the output a "
             "new name; nothing was changed"
         )
-
-
-def _same_file(a: str | os.PathLike[str], b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def check_compression(compress: str) -> None:
